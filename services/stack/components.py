@@ -1,0 +1,297 @@
+"""One adapter per local component: how it starts, how it answers, how it stops.
+
+Each component writes everything under ``<state_dir>/<name>/`` and its command line
+contains that directory, which is how :class:`ManagedProcess` knows it is ours.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import shutil
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.common.errors import InfraError
+from services.stack.config import HOST, REPO_ROOT, StackConfig
+from services.stack.jars import kafka_jars_dir
+from services.stack.process import ManagedProcess
+
+
+# librdkafka logs every refused connection at ERROR; a probe expects refusals.
+_QUIET_LOG = logging.getLogger("services.stack.probe")
+
+
+@dataclass(frozen=True)
+class Health:
+    """One health probe's result."""
+
+    ok: bool
+    detail: str
+
+
+class Component:
+    """Base: a named process with ports, a start command and a health probe."""
+
+    name = "component"
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.dir = config.state_dir / self.name
+        self.process = ManagedProcess(
+            name=self.name,
+            pid_file=self.dir / f"{self.name}.pid",
+            log_file=self.dir / f"{self.name}.log",
+            marker=str(self.dir),
+        )
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """Every port the component listens on; the first is the client port."""
+        raise NotImplementedError
+
+    @property
+    def start_timeout_s(self) -> float:
+        raise NotImplementedError
+
+    def prepare(self) -> list[str]:
+        """Write configuration, initialise storage; return the command line."""
+        raise NotImplementedError
+
+    def health(self) -> Health:
+        """Ask the component itself whether it serves (not just whether a port is open)."""
+        raise NotImplementedError
+
+
+class KafkaComponent(Component):
+    """Apache Kafka 4.x, one combined broker + KRaft controller on loopback."""
+
+    name = "kafka"
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.config.kafka.port, self.config.kafka.controller_port)
+
+    @property
+    def start_timeout_s(self) -> float:
+        return self.config.kafka.start_timeout_s
+
+    def _server_properties(self) -> str:
+        k = self.config.kafka
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@{HOST}:{k.controller_port}",
+                f"listeners=PLAINTEXT://{HOST}:{k.port},CONTROLLER://{HOST}:{k.controller_port}",
+                f"advertised.listeners=PLAINTEXT://{HOST}:{k.port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={self.dir / 'data'}",
+                # Single broker: internal topics cannot be replicated.
+                "offsets.topic.replication.factor=1",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                # Topics come from infra/stack.toml only; a typo must not create one.
+                "auto.create.topics.enable=false",
+                "num.partitions=1",
+                "group.initial.rebalance.delay.ms=0",
+                # Small machine: fewer threads than the server defaults.
+                "num.network.threads=2",
+                "num.io.threads=4",
+                "log.retention.check.interval.ms=60000",
+                "",
+            ]
+        )
+
+    def prepare(self) -> list[str]:
+        jars = kafka_jars_dir(self.config.jar_cache)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        props = self.dir / "server.properties"
+        props.write_text(self._server_properties())
+        log4j = self.dir / "log4j2.properties"
+        log4j.write_text(
+            "rootLogger.level = INFO\nrootLogger.appenderRef.out.ref = OUT\n"
+            "appender.out.type = Console\nappender.out.name = OUT\n"
+            "appender.out.layout.type = PatternLayout\n"
+            "appender.out.layout.pattern = [%d] %p %m (%c)%n\n"
+            "logger.kafka.name = kafka\nlogger.kafka.level = WARN\n"
+            "logger.apache.name = org.apache.kafka\nlogger.apache.level = WARN\n"
+        )
+        java = shutil.which("java")
+        if java is None:
+            raise InfraError("java is not on PATH (Kafka needs Java 17+)", component=self.name)
+        classpath = f"{jars}/*"
+        if not (self.dir / "data" / "meta.properties").exists():
+            self._format(java, classpath, props)
+        heap = self.config.kafka.heap_mb
+        return [
+            java,
+            f"-Xmx{heap}m",
+            f"-Xms{max(64, heap // 2)}m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(props),
+        ]
+
+    def _format(self, java: str, classpath: str, props: Path) -> None:
+        """Format KRaft storage on first start (``kafka-storage format``)."""
+        import subprocess
+
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = "A" + cluster_id[1:]  # Kafka rejects ids starting with '-'
+        result = subprocess.run(
+            [java, "-Xmx256m", "-cp", classpath, "kafka.tools.StorageTool", "format",
+             "-t", cluster_id, "-c", str(props)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise InfraError(f"storage format failed: {result.stderr[-2000:]}", component="kafka")
+
+    def health(self) -> Health:
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient(
+            {"bootstrap.servers": self.config.kafka.bootstrap_servers, "logger": _QUIET_LOG}
+        )
+        try:
+            meta = admin.list_topics(timeout=3)
+        except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+            return Health(False, f"metadata request failed: {exc}")
+        if not meta.brokers:
+            return Health(False, "no broker in metadata")
+        topics = [t for t in meta.topics if not t.startswith("__")]
+        return Health(True, f"{len(meta.brokers)} broker, {len(topics)} topics")
+
+
+class RedisComponent(Component):
+    """Debian's redis-server on loopback, append-only persistence."""
+
+    name = "redis"
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.config.redis.port,)
+
+    @property
+    def start_timeout_s(self) -> float:
+        return self.config.redis.start_timeout_s
+
+    def prepare(self) -> list[str]:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(binary).exists():
+            raise InfraError("redis-server is not installed (apt-get install redis-server)",
+                             component=self.name)  # fmt: skip
+        self.dir.mkdir(parents=True, exist_ok=True)
+        r = self.config.redis
+        return [
+            binary,
+            "--bind", HOST,
+            "--port", str(r.port),
+            "--dir", str(self.dir),
+            "--daemonize", "no",
+            "--save", "",
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--maxmemory", f"{r.maxmemory_mb}mb",
+            "--protected-mode", "yes",
+        ]  # fmt: skip
+
+    def health(self) -> Health:
+        import redis
+
+        client = redis.Redis(host=HOST, port=self.config.redis.port, socket_timeout=2)
+        try:
+            client.ping()
+            info = client.info("memory")
+        except redis.RedisError as exc:
+            return Health(False, f"PING failed: {exc}")
+        finally:
+            client.close()
+        return Health(True, f"PONG, used_memory={info.get('used_memory_human', '?')}")
+
+
+class PrometheusComponent(Component):
+    """Debian's prometheus, scraping every service's metrics port."""
+
+    name = "prometheus"
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.config.prometheus.port,)
+
+    @property
+    def start_timeout_s(self) -> float:
+        return self.config.prometheus.start_timeout_s
+
+    def scrape_config(self) -> str:
+        """prometheus.yml rendered from the metrics ports of ``infra/stack.toml``.
+
+        JSON is valid YAML, so no YAML library is needed to write it.
+        """
+        p = self.config.prometheus
+        rules = sorted(str(f) for f in (REPO_ROOT / "infra" / "prometheus" / "rules").glob("*.yml"))
+        jobs = [
+            {"job_name": "prometheus", "static_configs": [{"targets": [f"{HOST}:{p.port}"]}]}
+        ]
+        for service, port in sorted(self.config.metrics_ports.items()):
+            jobs.append(
+                {
+                    "job_name": f"riskstream-{service}",
+                    "static_configs": [
+                        {"targets": [f"{HOST}:{port}"], "labels": {"service": service}}
+                    ],
+                }
+            )
+        doc = {
+            "global": {
+                "scrape_interval": f"{p.scrape_interval_s}s",
+                "evaluation_interval": f"{p.scrape_interval_s}s",
+            },
+            "rule_files": rules,
+            "scrape_configs": jobs,
+        }
+        return json.dumps(doc, indent=2) + "\n"
+
+    def prepare(self) -> list[str]:
+        binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+        if not Path(binary).exists():
+            raise InfraError("prometheus is not installed (apt-get install prometheus)",
+                             component=self.name)  # fmt: skip
+        self.dir.mkdir(parents=True, exist_ok=True)
+        config_file = self.dir / "prometheus.yml"
+        config_file.write_text(self.scrape_config())
+        p = self.config.prometheus
+        return [
+            binary,
+            f"--config.file={config_file}",
+            f"--storage.tsdb.path={self.dir / 'data'}",
+            f"--storage.tsdb.retention.time={p.retention}",
+            f"--web.listen-address={HOST}:{p.port}",
+            "--web.enable-lifecycle",
+        ]
+
+    def health(self) -> Health:
+        url = f"http://{HOST}:{self.config.prometheus.port}/-/ready"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
+                body = resp.read().decode(errors="replace").strip()
+                return Health(resp.status == 200, body[:80])
+        except OSError as exc:
+            return Health(False, f"{url}: {exc}")
+
+
+def all_components(config: StackConfig) -> list[Component]:
+    """The components in start order (stop order is the reverse)."""
+    return [KafkaComponent(config), RedisComponent(config), PrometheusComponent(config)]
