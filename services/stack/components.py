@@ -20,7 +20,6 @@ from services.stack.config import HOST, REPO_ROOT, StackConfig
 from services.stack.jars import kafka_jars_dir
 from services.stack.process import ManagedProcess
 
-
 # librdkafka logs every refused connection at ERROR; a probe expects refusals.
 _QUIET_LOG = logging.getLogger("services.stack.probe")
 
@@ -242,9 +241,7 @@ class PrometheusComponent(Component):
         """
         p = self.config.prometheus
         rules = sorted(str(f) for f in (REPO_ROOT / "infra" / "prometheus" / "rules").glob("*.yml"))
-        jobs = [
-            {"job_name": "prometheus", "static_configs": [{"targets": [f"{HOST}:{p.port}"]}]}
-        ]
+        jobs = [{"job_name": "prometheus", "static_configs": [{"targets": [f"{HOST}:{p.port}"]}]}]
         for service, port in sorted(self.config.metrics_ports.items()):
             jobs.append(
                 {
@@ -285,7 +282,7 @@ class PrometheusComponent(Component):
     def health(self) -> Health:
         url = f"http://{HOST}:{self.config.prometheus.port}/-/ready"
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
+            with urllib.request.urlopen(url, timeout=2) as resp:
                 body = resp.read().decode(errors="replace").strip()
                 return Health(resp.status == 200, body[:80])
         except OSError as exc:

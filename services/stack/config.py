@@ -176,7 +176,9 @@ def load_stack_config(env: Mapping[str, str] | None = None) -> StackConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown sections {sorted(unknown)}")
 
-    k = _section(data, "kafka", {"version", "port", "controller_port", "heap_mb", "start_timeout_s"})
+    k = _section(
+        data, "kafka", {"version", "port", "controller_port", "heap_mb", "start_timeout_s"}
+    )
     r = _section(data, "redis", {"port", "maxmemory_mb", "start_timeout_s"})
     p = _section(data, "prometheus", {"port", "retention", "scrape_interval_s", "start_timeout_s"})
     cache_home = Path(env.get("XDG_CACHE_HOME", Path.home() / ".cache"))

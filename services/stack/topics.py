@@ -51,7 +51,10 @@ def ensure_topics(
                 created.append(name)
             except KafkaException as exc:
                 error = exc.args[0]
-                if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                exists = isinstance(error, KafkaError) and (
+                    error.code() == KafkaError.TOPIC_ALREADY_EXISTS
+                )
+                if exists:
                     continue
                 raise InfraError(f"creating topic {name} failed: {exc}", component="kafka") from exc
     existing = tuple(s.name for s in wanted if s.name in present)

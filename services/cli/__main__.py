@@ -1,0 +1,43 @@
+"""Entry point of the ``riskstream`` console script."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from services.cli import stack_commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command tree."""
+    parser = argparse.ArgumentParser(
+        prog="riskstream", description="Real-time fraud scoring on Kafka, Flink and Redis."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    stack_commands.add_parsers(sub)
+    try:
+        from services.cli import stream_commands
+    except ImportError:  # pragma: no cover - during bootstrap only
+        pass
+    else:
+        stream_commands.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, configure logging (only here), run the command."""
+    args = build_parser().parse_args(argv)
+    level = logging.DEBUG if args.verbose else os.environ.get("RISKSTREAM_LOG_LEVEL", "WARNING")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
