@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -154,9 +155,9 @@ def port_holder(port: int) -> str:
         out = subprocess.run(
             [ss, "-H", "-ltnp", f"sport = :{port}"], capture_output=True, text=True, check=False
         ).stdout.strip()
-        if out:
-            users = out.split("users:", 1)
-            return f"another process ({users[1].strip()})" if len(users) > 1 else "another process"
+        found = re.search(r'\("([^"]+)",pid=(\d+)', out)
+        if found:
+            return f"{found.group(1)} (pid {found.group(2)})"
     return "another process"
 
 
