@@ -9,6 +9,7 @@ Usage: python scripts/gen_proto.py [OUT_DIR]   (default: proto/, in place)
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,8 +28,13 @@ def generate(out_dir: Path) -> None:
     """Run protoc (grpcio-tools' bundled copy) with the Python, gRPC and mypy plugins."""
     out_dir.mkdir(parents=True, exist_ok=True)
     include = Path(protoc.__file__).parent / "_proto"
+    # mypy-protobuf's plugin sits beside this interpreter; do not rely on PATH.
+    mypy_plugin = shutil.which("protoc-gen-mypy") or str(
+        Path(sys.executable).parent / "protoc-gen-mypy"
+    )
     args = [
         "grpc_tools.protoc",
+        f"--plugin=protoc-gen-mypy={mypy_plugin}",
         f"-I{PROTO_ROOT}",
         f"-I{include}",
         f"--python_out={out_dir}",

@@ -32,8 +32,8 @@ from typing import Any, TypeVar, cast
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
-from riskstream.v1 import events_pb2
 
+from riskstream.v1 import events_pb2
 from services.common.errors import InvalidEvent
 from services.common.iso_codes import ISO_3166_ALPHA2_CODES, ISO_4217_CODES
 
