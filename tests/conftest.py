@@ -46,8 +46,14 @@ def make_topic(running_stack: StackConfig) -> Iterator[TopicFactory]:
     admin = AdminClient({"bootstrap.servers": running_stack.kafka.bootstrap_servers})
     created: list[str] = []
 
-    def factory(base: str = "transactions", *, partitions: int = 6, dlq: bool = True) -> str:
-        name = f"test-{uuid.uuid4().hex[:10]}-{base}"
+    def factory(
+        base: str = "transactions",
+        *,
+        partitions: int = 6,
+        dlq: bool = True,
+        prefix: str | None = None,
+    ) -> str:
+        name = f"{prefix or f'test-{uuid.uuid4().hex[:10]}-'}{base}"
         names = [name, f"{name}.dlq"] if dlq else [name]
         futures = admin.create_topics(
             [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names]

@@ -212,21 +212,50 @@ class DeadLetterPublisher:
         self.count = 0
 
     def publish(self, record: Message, *, reason: str, field: str | None = None) -> None:
-        """Queue ``record`` for its DLQ topic (delivery is checked at flush)."""
-        topic = record.topic() or "unknown"
-        headers: Headers = [
+        """Queue a consumed ``record`` for its DLQ topic (delivery is checked at flush)."""
+        self.publish_raw(
+            record.topic() or "unknown",
+            record.value() or b"",
+            key=record.key(),
+            reason=reason,
+            field=field,
+            source={"partition": str(record.partition()), "offset": str(record.offset())},
+            headers=[(k, v or b"") for k, v in record.headers() or []],
+        )
+
+    def publish_raw(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | str | None,
+        reason: str,
+        field: str | None = None,
+        source: Mapping[str, str] | None = None,
+        headers: Headers | None = None,
+    ) -> None:
+        """Queue bytes that never became a valid record (e.g. a bad line of a file).
+
+        Args:
+            topic: the topic the bytes were meant for; they go to ``topic + ".dlq"``.
+            value: the original bytes, unchanged.
+            key: the original key.
+            reason: why they were rejected.
+            field: the offending field, when known.
+            source: where they came from (``offset``, ``file``, ``line``...), each
+                written as a ``dlq.source.<name>`` header.
+            headers: original headers, kept after ours.
+        """
+        out: Headers = [
             ("dlq.reason", reason.encode()),
             ("dlq.source.topic", topic.encode()),
-            ("dlq.source.partition", str(record.partition()).encode()),
-            ("dlq.source.offset", str(record.offset()).encode()),
             ("dlq.failed_at_ms", str(int(time.time() * 1000)).encode()),
         ]
+        out.extend((f"dlq.source.{k}", v.encode()) for k, v in (source or {}).items())
         if field:
-            headers.append(("dlq.field", field.encode()))
-        headers.extend((k, v or b"") for k, v in record.headers() or [])
-        self._producer.send(
-            topic + DLQ_SUFFIX, record.value() or b"", key=record.key(), headers=headers
-        )
+            out.append(("dlq.field", field.encode()))
+        out.extend(headers or [])
+        self._producer.send(topic + DLQ_SUFFIX, value, key=key, headers=out)
         self.count += 1
 
     def flush(self, timeout_s: float = 30.0) -> None:

@@ -1,0 +1,46 @@
+# riskstream — the commands the README names. Everything runs from the repo root.
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: install up down status demo test test-unit lint proto bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip==25.3
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)          ## services environment (.venv)
+
+up: install                ## start Kafka, Redis, Prometheus; create topics
+	$(BIN)/riskstream up
+
+down:                      ## stop what `up` started
+	$(BIN)/riskstream down
+
+status:
+	$(BIN)/riskstream status
+
+demo: install              ## the system end to end on this machine
+	bash scripts/demo.sh
+
+lint: install              ## ruff, generated-code freshness is a test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint                 ## everything: lint, unit and integration tests (starts the stack if needed)
+	$(BIN)/pytest -q
+
+test-unit: install         ## fast tests, no Kafka/Redis needed
+	$(BIN)/pytest -q -m "not integration"
+
+proto: install             ## regenerate proto/riskstream/v1/*_pb2*.py
+	$(BIN)/python scripts/gen_proto.py
+
+bench: up                  ## producer/consumer throughput, cold `up` time (docs/BENCHMARKS.md)
+	$(BIN)/python -m loadtests.kafka_throughput
+
+clean: down
+	rm -rf .state
