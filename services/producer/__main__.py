@@ -78,7 +78,7 @@ def stream_to_kafka(
     next_progress = started + 1.0
     sent = 0
     counts = publisher.counts
-    for item in items:  # noqa: SIM113 - counts items sent, not items seen
+    for item in items:
         now = time.monotonic()
         if duration_s is not None and now - started >= duration_s:
             break
@@ -92,7 +92,7 @@ def stream_to_kafka(
                 time.sleep(wait)
         before = counts.dead_letters
         publisher.publish(item)
-        sent += 1
+        sent += 1  # noqa: SIM113 - counts items sent, not items seen
         if counts.dead_letters > before:
             telemetry.on_dead_letter(next(reversed(counts.by_reason)))
         else:
