@@ -329,14 +329,17 @@ class BatchConsumer:
         should_stop: Callable[[], bool] = lambda: False,
         poll_timeout_s: float = 0.5,
     ) -> ConsumeStats:
-        """Process until ``max_records`` are handled, the topic is idle, or asked to stop.
+        """Process until ``max_records`` more are handled, the topic is idle, or asked to stop.
+
+        Returns the cumulative counts of this consumer (all calls to ``run``).
 
         Raises:
             ConsumerStopped: the failure policy chose to stop.
         """
         idle_since = time.monotonic()
+        baseline = self.stats.processed + self.stats.dead_lettered
         while not should_stop():
-            handled = self.stats.processed + self.stats.dead_lettered
+            handled = self.stats.processed + self.stats.dead_lettered - baseline
             if max_records is not None and handled >= max_records:
                 break
             want = self._batch_size

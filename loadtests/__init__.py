@@ -1,0 +1,1 @@
+"""Load tests and benchmarks: bounded scripts, results recorded in docs/BENCHMARKS.md."""
