@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from riskstream.v1 import events_pb2
 
+from riskstream.v1 import events_pb2
 from services.common import events
 from services.common.errors import InvalidEvent
 
