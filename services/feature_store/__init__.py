@@ -1,0 +1,1 @@
+"""Feature store: one definition of each feature, Feast repository, fast Redis reader/writer."""
