@@ -4,7 +4,7 @@
 each component answers; ``riskstream down`` stops only what it started (pid files
 under the state directory); ``riskstream status`` reports each component's health.
 
-Rooms: :mod:`config` (settings from ``infra/stack.toml`` and ``RISKSTREAM_*``),
+Rooms: :mod:`config` (settings from ``infra/local/stack.toml`` and ``RISKSTREAM_*``),
 :mod:`process` (pid files, ports, spawning), :mod:`components` (one adapter per
 component), :mod:`topics` (topic specs and their creation), :mod:`jars` (the
 Kafka runtime fetched once from Maven Central), :mod:`stack` (the orchestration).

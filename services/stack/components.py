@@ -97,7 +97,7 @@ class KafkaComponent(Component):
                 "transaction.state.log.min.isr=1",
                 "share.coordinator.state.topic.replication.factor=1",
                 "share.coordinator.state.topic.min.isr=1",
-                # Topics come from infra/stack.toml only; a typo must not create one.
+                # Topics come from infra/local/stack.toml only; a typo must not create one.
                 "auto.create.topics.enable=false",
                 "num.partitions=1",
                 "group.initial.rebalance.delay.ms=0",
@@ -235,7 +235,7 @@ class PrometheusComponent(Component):
         return self.config.prometheus.start_timeout_s
 
     def scrape_config(self) -> str:
-        """prometheus.yml rendered from the metrics ports of ``infra/stack.toml``.
+        """prometheus.yml rendered from the metrics ports of ``infra/local/stack.toml``.
 
         JSON is valid YAML, so no YAML library is needed to write it.
         """

@@ -1,4 +1,4 @@
-"""Settings of the local stack, read once from ``infra/stack.toml``.
+"""Settings of the local stack, read once from ``infra/local/stack.toml``.
 
 Environment variables override the file so tests and a second stack on the same
 machine can move ports and the state directory without editing it:
@@ -27,7 +27,7 @@ from typing import Any
 from services.common.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG_PATH = REPO_ROOT / "infra" / "stack.toml"
+DEFAULT_CONFIG_PATH = REPO_ROOT / "infra" / "local" / "stack.toml"
 HOST = "127.0.0.1"
 
 
