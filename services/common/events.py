@@ -36,6 +36,7 @@ from google.protobuf.message import Message
 from riskstream.v1 import events_pb2
 from services.common.errors import InvalidEvent
 from services.common.iso_codes import ISO_3166_ALPHA2_CODES, ISO_4217_CODES
+from services.common.pii import looks_like_pan
 
 PAYLOAD_FIELD = "<payload>"
 MAX_FUTURE_SKEW = timedelta(minutes=5)
@@ -50,7 +51,6 @@ _FLOAT_WORDS = frozenset({"NaN", "Infinity", "-Infinity"})
 _FLOAT_TYPES = frozenset({FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT})
 _FIELD_PREFIX = re.compile(r"Failed to parse (\w+) field: ")
 _UNKNOWN_FIELD = re.compile(r'has no field named "(?P<name>.*?)" at "(?P<at>[^"]*)"', re.S)
-_PAN_SEPARATORS = re.compile(r"[ -]")
 _MCC = re.compile(r"[0-9]{4}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
@@ -171,19 +171,8 @@ def _strip_root(path: str, root: str) -> str:
 # --- field rules -------------------------------------------------------------
 
 
-def _passes_luhn(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        digit = int(char)
-        if position % 2:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
-
-
 def _check_not_pan(value: str, field: str) -> None:
-    digits = _PAN_SEPARATORS.sub("", value)
-    if 13 <= len(digits) <= 19 and digits.isascii() and digits.isdigit() and _passes_luhn(digits):
+    if looks_like_pan(value):
         # The value itself stays out of the reason: reasons end up in logs and the DLQ.
         raise InvalidEvent(
             field=field,

@@ -23,6 +23,7 @@ from typing import Literal
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from services.common.errors import ConfigError, InvalidEvent, KafkaDeliveryError, RiskstreamError
+from services.common.pii import redact_pans
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +203,9 @@ class EventProducer:
 class DeadLetterPublisher:
     """Send a record that cannot be processed to ``<topic>.dlq``, losing nothing.
 
+    The original bytes are kept, except that raw card numbers are masked
+    (``dlq.redacted_pans`` counts them): PCI data never lands on a topic.
+
     Headers: ``dlq.reason``, ``dlq.field`` (when known), ``dlq.source.topic``,
     ``dlq.source.partition``, ``dlq.source.offset``, ``dlq.failed_at_ms``; the
     original headers are kept after ours.
@@ -246,6 +250,7 @@ class DeadLetterPublisher:
                 written as a ``dlq.source.<name>`` header.
             headers: original headers, kept after ours.
         """
+        value, masked = redact_pans(value)  # a PAN is the one thing a DLQ must not keep
         out: Headers = [
             ("dlq.reason", reason.encode()),
             ("dlq.source.topic", topic.encode()),
@@ -254,6 +259,8 @@ class DeadLetterPublisher:
         out.extend((f"dlq.source.{k}", v.encode()) for k, v in (source or {}).items())
         if field:
             out.append(("dlq.field", field.encode()))
+        if masked:
+            out.append(("dlq.redacted_pans", str(masked).encode()))
         out.extend(headers or [])
         self._producer.send(topic + DLQ_SUFFIX, value, key=key, headers=out)
         self.count += 1

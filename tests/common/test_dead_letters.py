@@ -134,3 +134,32 @@ def test_offsets_are_committed_only_for_processed_records(
     second.run(max_records=4, idle_timeout_s=20)
     second.close()
     assert again == ["tx-6", "tx-7", "tx-8", "tx-9"]
+
+
+def test_a_raw_card_number_is_rejected_and_masked_in_the_dlq(
+    kafka_settings: KafkaClientSettings, make_topic, fresh_group: str
+) -> None:
+    topic = make_topic("transactions", partitions=1)
+    pan_event = json.dumps(
+        {"transaction_id": "p1", "card_id": "4111-1111-1111-1111", "terminal_id": "t",
+         "amount": 5, "currency": "EUR", "event_time": "2026-11-26T10:00:00Z"}
+    ).encode()  # fmt: skip
+    producer = EventProducer(kafka_settings)
+    producer.send(topic, pan_event)
+    producer.flush()
+    consumer = BatchConsumer(
+        kafka_settings, fresh_group, [topic], handler=lambda r: decode_transaction(r.value()),
+        dead_letters=DeadLetterPublisher(EventProducer(kafka_settings)),
+    )  # fmt: skip
+    stats = consumer.run(max_records=1, idle_timeout_s=20)
+    consumer.close()
+    assert stats.dead_lettered == 1
+
+    [dead] = _read_all(kafka_settings, f"{topic}.dlq", fresh_group + "-dlq", 1)
+    headers = dict(dead.headers())
+    assert headers["dlq.field"] == b"card_id"
+    assert headers["dlq.redacted_pans"] == b"1"
+    assert b"4111-1111-1111-1111" not in dead.value()
+    assert b"4111111111111111" not in dead.value()
+    assert json.loads(dead.value())["card_id"] == "411111******1111"
+    assert json.loads(dead.value())["transaction_id"] == "p1", "the rest is kept"
