@@ -26,9 +26,19 @@ status:
 demo: install              ## the system end to end on this machine
 	bash scripts/demo.sh
 
-lint: install              ## ruff, generated-code freshness is a test
+# Pure kernels are type-checked strictly; adapters and wiring with mypy's defaults.
+KERNELS := services/common/errors.py services/common/events.py services/common/pii.py \
+           services/common/iso_codes.py services/producer/config.py services/producer/events.py \
+           services/producer/pacing.py services/producer/profiles.py services/producer/replay.py \
+           services/producer/scenarios.py services/producer/simulator.py \
+           services/feature_store/definitions.py
+TYPED   := services/common services/stack services/cli services/producer
+
+lint: install              ## ruff, mypy (strict on kernels); generated-code freshness is a test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(TYPED)
+	$(BIN)/mypy --strict $(KERNELS)
 
 test: lint                 ## everything: lint, unit and integration tests (starts the stack if needed)
 	$(BIN)/pytest -q

@@ -171,7 +171,11 @@ class EventProducer:
         while True:
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=self._on_delivery
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=headers,  # type: ignore[arg-type]  # stub is invariant
+                    on_delivery=self._on_delivery,
                 )
                 break
             except BufferError:
@@ -224,7 +228,7 @@ class DeadLetterPublisher:
             reason=reason,
             field=field,
             source={"partition": str(record.partition()), "offset": str(record.offset())},
-            headers=[(k, v or b"") for k, v in record.headers() or []],
+            headers=_original_headers(record),
         )
 
     def publish_raw(
@@ -268,6 +272,12 @@ class DeadLetterPublisher:
     def flush(self, timeout_s: float = 30.0) -> None:
         """Wait until every dead letter is acknowledged."""
         self._producer.flush(timeout_s)
+
+
+def _original_headers(record: Message) -> Headers:
+    """A consumed record's headers as (name, bytes) pairs."""
+    pairs: list[tuple[str, bytes | str | None]] = list(record.headers() or [])  # type: ignore[arg-type]
+    return [(k, v.encode() if isinstance(v, str) else (v or b"")) for k, v in pairs]
 
 
 FailureAction = Literal["dead_letter", "stop"]

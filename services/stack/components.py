@@ -162,7 +162,7 @@ class KafkaComponent(Component):
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient(
-            {"bootstrap.servers": self.config.kafka.bootstrap_servers, "logger": _QUIET_LOG}
+            {"bootstrap.servers": self.config.kafka.bootstrap_servers, "logger": _QUIET_LOG}  # type: ignore[dict-item]
         )
         try:
             meta = admin.list_topics(timeout=3)
@@ -213,7 +213,7 @@ class RedisComponent(Component):
         client = redis.Redis(host=HOST, port=self.config.redis.port, socket_timeout=2)
         try:
             client.ping()
-            info = client.info("memory")
+            info: dict[str, object] = client.info("memory")  # type: ignore[assignment]
         except redis.RedisError as exc:
             return Health(False, f"PING failed: {exc}")
         finally:
