@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import os
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +14,6 @@ from services.common.kafka import (
     BatchConsumer,
     DeadLetterPublisher,
     EventProducer,
-    KafkaClientSettings,
 )
 from services.producer.__main__ import (
     live_simulator_config,
@@ -29,7 +26,7 @@ from services.producer.pacing import Pacer
 from services.producer.replay import replay_csv
 from services.producer.simulator import TransactionSimulator
 from services.producer.telemetry import prometheus_or_null
-from services.stack import load_stack_config
+from services.stack import load_stack_config, local_kafka_settings
 
 
 def _date(text: str) -> datetime:
@@ -78,16 +75,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     consume.set_defaults(func=cmd_consume)
 
 
-def _settings(client_id: str) -> KafkaClientSettings:
-    """The environment's Kafka settings; without RISKSTREAM_KAFKA_BOOTSTRAP, the local stack."""
-    settings = KafkaClientSettings.from_env(client_id=client_id)
-    if "RISKSTREAM_KAFKA_BOOTSTRAP" in os.environ:
-        return settings
-    return dataclasses.replace(
-        settings, bootstrap_servers=load_stack_config().kafka.bootstrap_servers
-    )
-
-
 def cmd_produce(args: argparse.Namespace) -> int:
     """Stream the simulator to Kafka at ``--rate`` for ``--duration`` seconds."""
     overrides = {"seed": args.seed}
@@ -110,7 +97,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
         )
         stream_to_kafka(
             TransactionSimulator(config).stream(),
-            publisher_for(_settings("riskstream-producer")),
+            publisher_for(local_kafka_settings("riskstream-producer")),
             Pacer(max_rate=args.rate),
             duration_s=args.duration,
             telemetry=telemetry,
@@ -141,7 +128,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
         stream_to_kafka(
             stream,
-            publisher_for(_settings("riskstream-replay")),
+            publisher_for(local_kafka_settings("riskstream-replay")),
             pacer,
             progress=stderr_progress,
         )
@@ -154,7 +141,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_consume(args: argparse.Namespace) -> int:
     """Read a topic through the validating consumer; invalid records go to its DLQ."""
     decode = DECODERS[args.topic]
-    settings = _settings("riskstream-consume")
+    settings = local_kafka_settings("riskstream-consume")
 
     def handle(record: Message) -> None:
         message = decode(record.value() or b"")

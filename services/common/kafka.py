@@ -317,6 +317,9 @@ class BatchConsumer:
         dead_letters: where rejected records go.
         policy: decides dead-letter or stop for each failure.
         batch_size: records per poll.
+        before_commit: called after a batch is handled and before its offsets are
+            committed: a handler that buffers (e.g. into files) makes its output
+            durable here, so a commit never covers records that exist only in memory.
     """
 
     def __init__(
@@ -329,6 +332,7 @@ class BatchConsumer:
         dead_letters: DeadLetterPublisher,
         policy: FailurePolicy = dead_letter_invalid_events,
         batch_size: int = 500,
+        before_commit: Callable[[], None] | None = None,
     ) -> None:
         self._consumer = Consumer(consumer_config(settings, group_id))
         self._consumer.subscribe(list(topics))
@@ -336,6 +340,7 @@ class BatchConsumer:
         self._dead_letters = dead_letters
         self._policy = policy
         self._batch_size = batch_size
+        self._before_commit = before_commit
         self.stats = ConsumeStats()
 
     def run(
@@ -401,6 +406,8 @@ class BatchConsumer:
     def _commit(self, done: Mapping[tuple[str, int], int]) -> None:
         if not done:
             return
+        if self._before_commit is not None:
+            self._before_commit()
         self._dead_letters.flush()  # a record is "processed" once its dead letter is acked
         self._consumer.commit(
             offsets=[TopicPartition(t, p, o) for (t, p), o in done.items()], asynchronous=False

@@ -10,7 +10,14 @@ component), :mod:`topics` (topic specs and their creation), :mod:`jars` (the
 Kafka runtime fetched once from Maven Central), :mod:`stack` (the orchestration).
 """
 
-from services.stack.config import StackConfig, TopicSpec, load_stack_config
+from services.stack.config import StackConfig, TopicSpec, load_stack_config, local_kafka_settings
 from services.stack.stack import ComponentStatus, Stack
 
-__all__ = ["ComponentStatus", "Stack", "StackConfig", "TopicSpec", "load_stack_config"]
+__all__ = [
+    "ComponentStatus",
+    "Stack",
+    "StackConfig",
+    "TopicSpec",
+    "load_stack_config",
+    "local_kafka_settings",
+]

@@ -17,6 +17,7 @@ machine can move ports and the state directory without editing it:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.errors import ConfigError
+from services.common.kafka import KafkaClientSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_PATH = REPO_ROOT / "infra" / "local" / "stack.toml"
@@ -207,4 +209,21 @@ def load_stack_config(env: Mapping[str, str] | None = None) -> StackConfig:
         ),
         metrics_ports={str(k2): int(v) for k2, v in data.get("metrics_ports", {}).items()},
         topics=_topics(data.get("topics", {})),
+    )
+
+
+def local_kafka_settings(
+    client_id: str, env: Mapping[str, str] | None = None
+) -> KafkaClientSettings:
+    """Kafka client settings from ``RISKSTREAM_KAFKA_*``, defaulting to this stack's broker.
+
+    With ``RISKSTREAM_KAFKA_BOOTSTRAP`` set, that broker (and its security settings)
+    wins; otherwise the broker of the local stack configuration.
+    """
+    env = os.environ if env is None else env
+    settings = KafkaClientSettings.from_env(env, client_id=client_id)
+    if "RISKSTREAM_KAFKA_BOOTSTRAP" in env:
+        return settings
+    return dataclasses.replace(
+        settings, bootstrap_servers=load_stack_config(env).kafka.bootstrap_servers
     )
