@@ -66,5 +66,5 @@ def cmd_status(args: argparse.Namespace) -> int:
             state = "healthy" if r.healthy else "DOWN"
             owner = f"pid {r.pid}" if r.running else "not started by us"
             ports = ",".join(map(str, r.ports))
-            print(f"{r.name:<11} {state:<8} {owner:<18} ports {ports:<10} {r.detail}")
+            print(f"{r.name:<15} {state:<8} {owner:<18} ports {ports:<10} {r.detail}")
     return 0 if all(r.healthy for r in rows) else 1

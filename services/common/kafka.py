@@ -384,6 +384,9 @@ class BatchConsumer:
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
                         continue
+                    if error.retriable() or error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                        log.warning("consumer: %s (retrying)", error)
+                        continue
                     raise ConsumerStopped(f"consumer error: {error}")
                 try:
                     self._handler(record)

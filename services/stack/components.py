@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 import shutil
+import sys
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from services.common.errors import InfraError
 from services.stack.config import HOST, REPO_ROOT, StackConfig
+from services.stack.groups import group_health
 from services.stack.jars import kafka_jars_dir
 from services.stack.process import ManagedProcess
 
@@ -289,6 +291,58 @@ class PrometheusComponent(Component):
             return Health(False, f"{url}: {exc}")
 
 
+class ServiceComponent(Component):
+    """A riskstream stream processor run from this environment's Python.
+
+    Healthy when its process is ours and alive and its consumer group has a member:
+    a process that runs but consumes nothing is not healthy.
+
+    Args:
+        config: the stack configuration.
+        name: component name (its state directory).
+        module: the ``python -m`` module to run.
+        group_id: the consumer group it joins.
+    """
+
+    def __init__(self, config: StackConfig, *, name: str, module: str, group_id: str) -> None:
+        self.name = name
+        super().__init__(config)
+        self.module = module
+        self.group_id = group_id
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return ()
+
+    @property
+    def start_timeout_s(self) -> float:
+        return 60.0
+
+    def prepare(self) -> list[str]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return [sys.executable, "-m", self.module]
+
+    def health(self) -> Health:
+        if not self.process.alive():
+            return Health(False, "not running")
+        try:
+            group = group_health(self.config.kafka.bootstrap_servers, self.group_id)
+        except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
+            return Health(False, f"consumer group unknown: {exc}")
+        lag = "n/a" if group.lag is None else f"{group.lag:,}"
+        return Health(group.members > 0, f"group {group.state.lower()}, lag {lag}")
+
+
 def all_components(config: StackConfig) -> list[Component]:
     """The components in start order (stop order is the reverse)."""
-    return [KafkaComponent(config), RedisComponent(config), PrometheusComponent(config)]
+    return [
+        KafkaComponent(config),
+        RedisComponent(config),
+        PrometheusComponent(config),
+        ServiceComponent(
+            config,
+            name="offline-writer",
+            module="services.feature_store",
+            group_id="riskstream-offline-writer",
+        ),
+    ]

@@ -68,15 +68,16 @@ class Stack:
             InfraError: a component did not become healthy in time (its log tail
                 is in the message; the half-started process is stopped).
         """
+        report = None
         for component in self.components:
             self._start(component)
-        if any(c.name == "kafka" for c in self.components):
-            report = ensure_topics(self.config.kafka.bootstrap_servers, self.config.topics)
-            self.progress(
-                f"topics: {len(report.created)} created, {len(report.existing)} already present"
-            )
-            return report
-        return None
+            if component.name == "kafka":
+                # Topics before any consumer starts: nothing may subscribe to a missing one.
+                report = ensure_topics(self.config.kafka.bootstrap_servers, self.config.topics)
+                self.progress(
+                    f"topics: {len(report.created)} created, {len(report.existing)} already present"
+                )
+        return report
 
     def _start(self, component: Component) -> None:
         started = time.monotonic()

@@ -19,11 +19,14 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from services.common.kafka import KafkaClientSettings, producer_config
+from services.stack import load_stack_config
+from services.stack.components import all_components
 from services.stack.process import port_open
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CLI = [sys.executable, "-m", "services.cli"]
+COMPONENTS = {c.name for c in all_components(load_stack_config({}))}
 
 
 def _free_ports(n: int) -> list[int]:
@@ -80,13 +83,13 @@ def test_up_is_idempotent_and_down_leaves_nothing_running(private_env: dict[str,
     assert first.returncode == 0, first.stderr
     assert "topics: 8 created" in first.stdout
     status = _status(private_env)
-    assert set(status) == {"kafka", "redis", "prometheus"}
+    assert set(status) == COMPONENTS
     assert all(row["healthy"] and row["running"] for row in status.values()), status
     pids = {name: row["pid"] for name, row in status.items()}
 
     second = _cli(private_env, "up")
     assert second.returncode == 0, second.stderr
-    assert second.stdout.count("already running") == 3
+    assert second.stdout.count("already running") == len(COMPONENTS)
     assert "0 created, 8 already present" in second.stdout
     assert {n: r["pid"] for n, r in _status(private_env).items()} == pids
 
