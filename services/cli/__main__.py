@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from services.cli import stack_commands
+from services.cli import feature_commands, stack_commands, stream_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,12 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     stack_commands.add_parsers(sub)
-    try:
-        from services.cli import stream_commands
-    except ImportError:  # pragma: no cover - during bootstrap only
-        pass
-    else:
-        stream_commands.add_parsers(sub)
+    stream_commands.add_parsers(sub)
+    feature_commands.add_parsers(sub)
     return parser
 
 
