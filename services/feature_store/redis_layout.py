@@ -27,13 +27,13 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from services.common.errors import InfraError, InvalidEvent, RiskstreamError
 from services.feature_store.definitions import (
@@ -289,22 +289,34 @@ class FeatureViewLayout:
         eid = entity_id.encode()
         return self._key_prefix + _U32.pack(len(eid)) + eid + self._key_suffix
 
-    def encode_values(self, values: Mapping[str, float], event_time_ms: int) -> dict[bytes, bytes]:
-        """The hash fields to HSET for one full feature vector.
+    def ordered_values(self, values: Mapping[str, float]) -> list[float]:
+        """``values`` in :attr:`features` order.
 
         Raises:
             InvalidEvent: a feature of the view is missing from ``values``, or
                 ``values`` names a feature the view does not have.
         """
-        if len(values) != len(self.features) or not all(f in values for f in self.features):
+        try:
+            ordered = [values[name] for name in self.features]
+        except KeyError:
+            ordered = []
+        if len(ordered) != len(values) or not ordered:
             missing = sorted(set(self.features) - set(values))
             extra = sorted(set(values) - set(self.features))
             raise InvalidEvent(
                 field=f"{self.name}.values", reason=f"missing {missing}, unknown {extra}"
             )
+        return ordered
+
+    def encode_values(self, values: Mapping[str, float], event_time_ms: int) -> dict[bytes, bytes]:
+        """The hash fields to HSET for one full feature vector.
+
+        Raises:
+            InvalidEvent: see :meth:`ordered_values`.
+        """
         out = {
-            field: b"\x29" + _DOUBLE.pack(values[name])
-            for name, field in zip(self.features, self.fields, strict=True)
+            field: b"\x29" + _DOUBLE.pack(value)
+            for field, value in zip(self.fields, self.ordered_values(values), strict=True)
         }
         out[self.ts_field] = encode_timestamp(event_time_ms)
         return out
@@ -395,14 +407,52 @@ class FlushReport:
     coalesced: int
 
 
+def _bulk(item: bytes) -> bytes:
+    """One RESP bulk string."""
+    return b"$%d\r\n%s\r\n" % (len(item), item)
+
+
+class _WritePlan:
+    """One view's HSET arguments, RESP-encoded once: a write packs only its doubles."""
+
+    __slots__ = ("layout", "n_pairs", "prefixes", "ts_field")
+
+    def __init__(self, layout: FeatureViewLayout) -> None:
+        self.layout = layout
+        self.n_pairs = len(layout.fields) + 1
+        # field bulk string, then the value's bulk header and Value tag; the double follows
+        self.prefixes = tuple(_bulk(f) + b"$9\r\n\x29" for f in layout.fields)
+        self.ts_field = _bulk(layout.ts_field)
+
+    def pairs(self, values: Mapping[str, float], event_time_ms: int) -> bytes:
+        """RESP of every ``field value`` pair of one vector, the timestamp last."""
+        pack = _DOUBLE.pack
+        parts = [
+            b"%s%s\r\n" % (prefix, pack(v))
+            for prefix, v in zip(self.prefixes, self.layout.ordered_values(values), strict=True)
+        ]
+        parts += (self.ts_field, _bulk(encode_timestamp(event_time_ms)))
+        return b"".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    event_time_ms: int
+    plan: _WritePlan
+    key: bytes  # RESP bulk string of the key
+    pairs: bytes
+
+
 class RedisFeatureWriter:
-    """Buffers feature vectors and writes them in Feast's layout, one pipeline per batch.
+    """Buffers feature vectors and writes them in Feast's layout, one round trip per batch.
 
     Within a batch only the newest vector of each entity is sent. With
     ``skip_older`` (Feast's default behaviour) a server-side script writes a vector
     only if Redis does not hold a newer one, in the same single round trip; without
-    it the last write wins (Feast's ``skip_dedup``). A failed flush keeps the batch,
-    so calling :meth:`flush` again retries it (writes are idempotent).
+    it the last write wins (Feast's ``skip_dedup``). Commands are RESP-encoded in
+    :meth:`write` (the view's field names once, at construction) and a batch goes out
+    in one send on one pooled connection. A failed flush keeps the batch, so calling
+    :meth:`flush` again retries it (writes are idempotent).
 
     Args:
         client: a synchronous redis-py client (5.x or 7.x).
@@ -425,14 +475,14 @@ class RedisFeatureWriter:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self._client = client
-        self._layouts = layouts(project)
+        self._plans = {e: _WritePlan(layout) for e, layout in layouts(project).items()}
         self._batch_size = batch_size
         self._ttl = int(key_ttl_s or 0)
+        self._ttl_bulk = _bulk(b"%d" % self._ttl)
         self._skip_older = skip_older
         self._sha = _WRITE_IF_NOT_OLDER_SHA
         self._script_loaded = False
-        # (key, ts field) → (event time ms, encoded fields)
-        self._pending: dict[tuple[bytes, bytes], tuple[int, dict[bytes, bytes]]] = {}
+        self._pending: dict[bytes, _Pending] = {}  # by key: one view per key
         self._coalesced = 0
         self._writes = 0
 
@@ -454,42 +504,45 @@ class RedisFeatureWriter:
                 ``values`` not exactly the view's features.
             OnlineStoreError: the flush this call triggered failed.
         """
-        layout = self._layouts.get(entity_type)
-        if layout is None:
+        plan = self._plans.get(entity_type)
+        if plan is None:
             raise InvalidEvent(field="entity_type", reason=f"unknown {entity_type!r}")
         if not isinstance(event_time_ms, int) or event_time_ms < 0:
             raise InvalidEvent(field="event_time_ms", reason=f"{event_time_ms!r} is not >= 0")
-        slot = (layout.key(entity_id), layout.ts_field)
-        encoded = layout.encode_values(values, event_time_ms)
-        previous = self._pending.get(slot)
+        key = plan.layout.key(entity_id)
+        try:
+            pairs = plan.pairs(values, event_time_ms)
+        except struct.error as e:  # a value that is not a number
+            raise InvalidEvent(field=f"{plan.layout.name}.values", reason=str(e)) from e
+        entry = _Pending(event_time_ms, plan, _bulk(key), pairs)
+        previous = self._pending.get(key)
         if previous is not None:
             self._coalesced += 1
-            if self._skip_older and previous[0] > event_time_ms:
-                encoded, event_time_ms = previous[1], previous[0]
-        self._pending[slot] = (event_time_ms, encoded)
+            if self._skip_older and previous.event_time_ms > event_time_ms:
+                entry = previous
+        self._pending[key] = entry
         self._writes += 1
         return self.flush() if self._writes >= self._batch_size else None
 
     def flush(self) -> FlushReport:
-        """Send every buffered vector in one pipeline.
+        """Send every buffered vector in one round trip.
 
         Raises:
             OnlineStoreError: Redis failed; the batch stays buffered.
         """
         if not self._pending:
             return FlushReport(0, 0, 0)
-        items = list(self._pending.items())
+        items = list(self._pending.values())
         try:
             if not self._skip_older:
                 self._send(items)
                 written = len(items)
             else:
                 try:
-                    results = self._send(items)
+                    written = sum(self._send(items))
                 except NoScriptError:  # Redis restarted or SCRIPT FLUSH: load, resend all
                     self._script_loaded = False
-                    results = self._send(items)
-                written = sum(results)
+                    written = sum(self._send(items))
         except RedisError as e:
             raise OnlineStoreError(f"writing {len(items)} feature vectors: {e}") from e
         report = FlushReport(written, len(items) - written, self._coalesced)
@@ -497,24 +550,55 @@ class RedisFeatureWriter:
         self._coalesced = self._writes = 0
         return report
 
-    def _send(
-        self, items: Iterable[tuple[tuple[bytes, bytes], tuple[int, dict[bytes, bytes]]]]
-    ) -> list[Any]:
+    def _commands(self, items: list[_Pending]) -> tuple[bytes, int]:
+        """The batch in RESP, and how many replies it gets."""
+        if self._skip_older:
+            head = _bulk(b"EVALSHA") + _bulk(self._sha.encode()) + _bulk(b"1")
+            return b"".join(
+                b"*%d\r\n%s%s%s%s%s%s"
+                % (
+                    7 + 2 * p.plan.n_pairs,
+                    head,
+                    p.key,
+                    p.plan.ts_field,
+                    _bulk(b"%d" % p.event_time_ms),
+                    self._ttl_bulk,
+                    p.pairs,
+                )
+                for p in items
+            ), len(items)
+        hset = b"".join(
+            b"*%d\r\n$4\r\nHSET\r\n%s%s" % (2 + 2 * p.plan.n_pairs, p.key, p.pairs) for p in items
+        )
+        if not self._ttl:
+            return hset, len(items)
+        expire = b"".join(b"*3\r\n$6\r\nEXPIRE\r\n%s%s" % (p.key, self._ttl_bulk) for p in items)
+        return hset + expire, 2 * len(items)
+
+    def _send(self, items: list[_Pending]) -> list[Any]:
         if self._skip_older and not self._script_loaded:
             self._client.script_load(_WRITE_IF_NOT_OLDER)
             self._sha, self._script_loaded = _WRITE_IF_NOT_OLDER_SHA, True
-        with self._client.pipeline(transaction=False) as pipe:
-            for (key, ts_field), (event_time_ms, fields) in items:
-                flat = [x for kv in fields.items() for x in kv]
-                if self._skip_older:
-                    pipe.execute_command(
-                        "EVALSHA", self._sha, 1, key, ts_field, event_time_ms, self._ttl, *flat
-                    )
-                else:
-                    pipe.execute_command("HSET", key, *flat)
-                    if self._ttl:
-                        pipe.execute_command("EXPIRE", key, self._ttl)
-            return pipe.execute()
+        command, n_replies = self._commands(items)
+        pool = self._client.connection_pool
+        conn = pool.get_connection()
+        replies: list[Any] = []
+        error: ResponseError | None = None
+        try:
+            conn.send_packed_command((command,))
+            for _ in range(n_replies):  # read them all, so the connection stays in step
+                try:
+                    replies.append(conn.read_response())
+                except ResponseError as e:
+                    error = error or e
+        except BaseException:
+            conn.disconnect()  # replies may still be in flight on it
+            raise
+        finally:
+            pool.release(conn)
+        if error is not None:
+            raise error
+        return replies
 
     def close(self) -> FlushReport:
         """Flush what is buffered (the client stays the caller's to close)."""

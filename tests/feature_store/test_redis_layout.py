@@ -333,4 +333,6 @@ def test_write_rejects_bad_input() -> None:
         writer.write(CARD, "c1", _vector(CARD_FEATURES, 1), -5)
     with pytest.raises(InvalidEvent, match="missing"):
         writer.write(CARD, "c1", {}, 5)
+    with pytest.raises(InvalidEvent, match=r"card_features\.values"):
+        writer.write(CARD, "c1", {**_vector(CARD_FEATURES, 1), "card_tx_count_1d": "x"}, 5)
     assert writer.pending == 0
