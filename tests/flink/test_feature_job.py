@@ -1,0 +1,468 @@
+"""The PyFlink feature job against the real stack: Kafka in, features on Kafka and Redis out.
+
+Each test starts the job the way the stack does (``FlinkJobComponent``: ``.venv-flink``'s
+Python, a local mini-cluster, a pid file) on private topics, a private consumer group,
+a private state directory and entity ids of its own, so tests never see each other's
+records or Redis keys. The expected values come from running the aggregation kernel
+directly over the same events, in order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import redis
+from confluent_kafka import Consumer, Message
+
+from riskstream.v1 import events_pb2
+from services.common.events import decode_feature_row
+from services.common.kafka import EventProducer, KafkaClientSettings
+from services.feature_store.aggregation import (
+    CardAggregator,
+    LabelEvent,
+    TerminalAggregator,
+    TxEvent,
+)
+from services.feature_store.definitions import FEATURE_SET_VERSION
+from services.feature_store.redis_layout import FeatureViewLayout
+from services.producer.__main__ import publisher_for, stream_to_kafka
+from services.producer.events import SimulatedEvent
+from services.producer.pacing import Pacer
+from services.producer.replay import replay_csv
+from services.stack import StackConfig
+from services.stack.flink import FlinkJobComponent
+from services.stack.process import wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FDH = Path("/work/shared/data/fdh/transactions.csv.gz")
+needs_fdh = pytest.mark.skipif(not FDH.is_file(), reason=f"{FDH} is not on this machine")
+START = datetime(2018, 4, 1, tzinfo=UTC)
+TOLERANCE = 1e-9
+
+Expected = dict[tuple[str, str], dict[str, float]]  # (entity type, transaction id) → values
+Latest = dict[tuple[str, str], tuple[int, dict[str, float]]]  # (type, id) → (event ms, values)
+
+
+# --- the job ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def flink_env() -> Path:
+    """``.venv-flink``, created or refreshed by its idempotent setup script."""
+    subprocess.run(["bash", str(REPO_ROOT / "scripts" / "setup_flink_env.sh")], check=True)
+    return REPO_ROOT / ".venv-flink" / "bin" / "python"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclasses.dataclass
+class JobUnderTest:
+    """One job instance on private topics, with what a test needs to drive and read it."""
+
+    component: FlinkJobComponent
+    prefix: str
+    settings: KafkaClientSettings
+    redis_port: int
+    metrics_port: int
+
+    def start(self) -> float:
+        """Start (or restart) the job; returns seconds until it reported healthy."""
+        started = time.monotonic()
+        self.component.process.spawn(self.component.prepare())
+        healthy = wait_until(
+            lambda: self.component.process.alive() and self.component.health().ok,
+            timeout_s=self.component.start_timeout_s,
+            interval_s=1.0,
+        )
+        if not healthy:
+            tail = self.component.process.log_tail(40)
+            self.component.process.stop(timeout_s=10)
+            pytest.fail(f"feature job not healthy: {self.component.health().detail}\n{tail}")
+        return time.monotonic() - started
+
+    def topic(self, name: str) -> str:
+        return self.prefix + name
+
+
+@pytest.fixture
+def feature_job(
+    running_stack: StackConfig,
+    kafka_settings: KafkaClientSettings,
+    make_topic: Callable[..., str],
+    flink_env: Path,
+    tmp_path: Path,
+) -> Iterator[Callable[..., JobUnderTest]]:
+    """Returns ``make(**job_settings)``: a job on fresh topics (not started yet)."""
+    jobs: list[JobUnderTest] = []
+
+    def make(**job: object) -> JobUnderTest:
+        prefix = f"test-{uuid.uuid4().hex[:10]}-"
+        make_topic("transactions", prefix=prefix)
+        make_topic("labels", prefix=prefix, partitions=3)
+        make_topic("features", prefix=prefix, dlq=False)
+        metrics_port = _free_port()
+        config = dataclasses.replace(running_stack, state_dir=tmp_path / prefix.strip("-"))
+        component = FlinkJobComponent(
+            config,
+            python=flink_env,
+            job={
+                "transactions_topic": prefix + "transactions",
+                "labels_topic": prefix + "labels",
+                "features_topic": prefix + "features",
+                "group_id": prefix + "feature-job",
+                "metrics_port": metrics_port,
+                "jvm_heap_mb": 640,
+                **job,
+            },
+        )
+        under_test = JobUnderTest(
+            component, prefix, kafka_settings, running_stack.redis.port, metrics_port
+        )
+        jobs.append(under_test)
+        return under_test
+
+    yield make
+    for job in jobs:
+        job.component.process.stop(timeout_s=30)
+
+
+# --- events and expectations -------------------------------------------------------------
+
+
+def _replay(days: float, tag: str) -> list[SimulatedEvent]:
+    """``days`` of the dataset with card and terminal ids made unique to this test."""
+    end = START + (days * (datetime(2018, 4, 2, tzinfo=UTC) - START))
+    items = [
+        item
+        for item in replay_csv(FDH, start=START, end=end, sorted_input=True)
+        if isinstance(item, SimulatedEvent)
+    ]
+    for item in items:
+        message = item.message
+        message.card_id = tag + message.card_id
+        message.terminal_id = tag + message.terminal_id
+    return items
+
+
+def _ms(timestamp: object) -> int:
+    return timestamp.seconds * 1000 + timestamp.nanos // 1_000_000  # type: ignore[attr-defined]
+
+
+def _tx_events(items: list[SimulatedEvent]) -> dict[str, TxEvent]:
+    """Transaction id → the kernel's event, for every transaction of ``items``."""
+    events = {}
+    for item in items:
+        if item.kind == "transaction":
+            tx: events_pb2.Transaction = item.message  # type: ignore[assignment]
+            events[tx.transaction_id] = TxEvent(
+                tx.transaction_id, tx.card_id, tx.terminal_id, tx.amount, _ms(tx.event_time)
+            )
+    return events
+
+
+def _kernel(
+    entity_type: str, orders: dict[str, list[TxEvent]], labels: list[events_pb2.Label] = ()
+) -> tuple[Expected, Latest]:
+    """The kernel over each entity's events in the given order: every row, and each
+    entity's latest vector (by event time; a tie goes to the later one, as in Redis)."""
+    rows: Expected = {}
+    latest: Latest = {}
+    for entity_id, events in orders.items():
+        aggregator = CardAggregator() if entity_type == "card" else TerminalAggregator()
+        for event in events:
+            values = aggregator.update(event)
+            rows[(entity_type, event.transaction_id)] = values
+            slot = (entity_type, entity_id)
+            if slot not in latest or latest[slot][0] <= event.event_time_ms:
+                latest[slot] = (event.event_time_ms, values)
+        for label in labels:  # after the transactions, as replayed (no effect within 7 days)
+            if label.terminal_id == entity_id:
+                time_ms = _ms(label.event_time)
+                aggregator.add_label(
+                    LabelEvent(label.transaction_id, entity_id, time_ms, label.is_fraud)
+                )
+    return rows, latest
+
+
+def _in_event_order(events: dict[str, TxEvent], key: str) -> dict[str, list[TxEvent]]:
+    orders: dict[str, list[TxEvent]] = defaultdict(list)
+    for event in events.values():  # replay order = event-time order
+        orders[getattr(event, key)].append(event)
+    return orders
+
+
+def _as_processed(rows: list[events_pb2.FeatureRow], entity_type: str,
+                  events: dict[str, TxEvent]) -> dict[str, list[TxEvent]]:  # fmt: skip
+    """Each entity's transactions in the order the job processed them: the order of its
+    rows on ``features`` (one partition per entity id, written in processing order)."""
+    orders: dict[str, list[TxEvent]] = defaultdict(list)
+    for row in rows:
+        if row.entity_type == entity_type:
+            orders[row.entity_id].append(events[row.transaction_id])
+    return orders
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=TOLERANCE)
+
+
+def _consume(settings: KafkaClientSettings, topic: str, until: Callable[[list[Message]], bool],
+             timeout_s: float) -> list[Message]:  # fmt: skip
+    """Every record of ``topic`` from the start, until ``until(records)`` or the timeout."""
+    consumer = Consumer(
+        {**settings.client_config(), "group.id": f"verify-{uuid.uuid4().hex[:8]}",
+         "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    )  # fmt: skip
+    consumer.subscribe([topic])
+    records: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not until(records):
+            records += [m for m in consumer.consume(5000, timeout=0.5) if m.error() is None]
+    finally:
+        consumer.close()
+    return records
+
+
+def _feature_rows(records: list[Message]) -> list[events_pb2.FeatureRow]:
+    return [decode_feature_row(r.value()) for r in records]
+
+
+def _assert_rows_match(rows: list[events_pb2.FeatureRow], expected: Expected) -> None:
+    seen = set()
+    for row in rows:
+        slot = (row.entity_type, row.transaction_id)
+        assert slot in expected, f"unexpected row {slot}"
+        want = expected[slot]
+        assert set(row.values) == set(want), slot
+        bad = {k: (row.values[k], want[k]) for k in want if not _close(row.values[k], want[k])}
+        assert not bad, f"{slot}: job != kernel: {bad}"
+        assert row.feature_set_version == FEATURE_SET_VERSION
+        seen.add(slot)
+    missing = set(expected) - seen
+    assert not missing, f"{len(missing)} rows missing, e.g. {sorted(missing)[:3]}"
+
+
+def _assert_redis_latest(port: int, latest: Latest) -> None:
+    client = redis.Redis(host="127.0.0.1", port=port)
+    layouts = {e: FeatureViewLayout.for_entity(e) for e in ("card", "terminal")}
+    try:
+        slots = sorted(latest)
+        with client.pipeline(transaction=False) as pipe:
+            for entity_type, entity_id in slots:
+                layout = layouts[entity_type]
+                pipe.hmget(layout.key(entity_id), layout.hmget_fields)
+            replies = pipe.execute()
+    finally:
+        client.close()
+    wrong = []
+    for (entity_type, entity_id), raw in zip(slots, replies, strict=True):
+        vector = layouts[entity_type].decode_values(raw)
+        event_time_ms, want = latest[(entity_type, entity_id)]
+        if not vector.found or vector.event_time_ms != event_time_ms:
+            wrong.append((entity_type, entity_id, vector.event_time_ms, event_time_ms))
+        elif any(not _close(vector.values[k], v) for k, v in want.items()):
+            wrong.append((entity_type, entity_id, "values differ"))
+    assert not wrong, f"{len(wrong)} of {len(slots)} Redis vectors wrong, e.g. {wrong[:3]}"
+
+
+def _publish(job: JobUnderTest, items: list[SimulatedEvent], pacer: Pacer | None = None) -> None:
+    report = stream_to_kafka(
+        items, publisher_for(job.settings, topic_prefix=job.prefix), pacer or Pacer()
+    )
+    assert report.counts.dead_letters == 0
+
+
+# --- unit: the job's wire format is the project's ---------------------------------------
+
+
+def test_feature_row_json_decodes_with_the_wire_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(REPO_ROOT))
+    from flink_jobs.wire import feature_row_json, parse_transaction  # stdlib only
+
+    text = feature_row_json(
+        entity_type="card", entity_id="card-1", transaction_id="t-1",
+        event_time_ms=1_522_540_831_120, values={"card_tx_count_1d": 2.0, "x": -1.5},
+        feature_set_version=FEATURE_SET_VERSION, computed_at_ms=1_522_540_832_000,
+    )  # fmt: skip
+    row = decode_feature_row(text.encode())
+    assert (row.entity_type, row.entity_id, row.transaction_id) == ("card", "card-1", "t-1")
+    assert _ms(row.event_time) == 1_522_540_831_120
+    assert dict(row.values) == {"card_tx_count_1d": 2.0, "x": -1.5}
+    tx = events_pb2.Transaction(
+        transaction_id="t-2", card_id="c", terminal_id="m", amount=12.25, currency="EUR"
+    )
+    tx.event_time.FromMilliseconds(1_522_540_831_007)
+    from services.common.events import encode
+
+    assert parse_transaction(encode(tx).decode()) == ("t-2", "c", "m", 12.25, 1_522_540_831_007)
+
+
+# --- integration ---------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@needs_fdh
+@pytest.mark.timeout(600)
+def test_two_days_replayed_match_the_kernel_on_kafka_and_redis(feature_job) -> None:
+    """Card rows equal the kernel over the events in order. A terminal's transactions
+    come from several partitions of ``transactions`` (keyed by card), and the job
+    processes each as it arrives, so its rows equal the kernel over the order in which
+    the job received them (read back from ``features``); the test also counts how
+    many differ from a strictly event-ordered run."""
+    job = feature_job()
+    items = _replay(2, tag=job.prefix)
+    events = _tx_events(items)
+    labels = [i.message for i in items if i.kind == "label"]
+    card_rows, card_latest = _kernel("card", _in_event_order(events, "card_id"))
+    startup_s = job.start()
+    sent_at = time.monotonic()
+    _publish(job, items)
+
+    records = _consume(job.settings, job.topic("features"),
+                       lambda r: len(r) >= 2 * len(events), timeout_s=300)  # fmt: skip
+    elapsed = time.monotonic() - sent_at
+    rows = _feature_rows(records)
+    assert len(rows) == 2 * len(events), f"{len(rows)} rows for {len(events)} transactions"
+    assert all(r.key().decode() == row.entity_id for r, row in zip(records, rows, strict=True))
+    terminal_rows, terminal_latest = _kernel(
+        "terminal", _as_processed(rows, "terminal", events), labels
+    )
+    _assert_rows_match(rows, {**card_rows, **terminal_rows})
+    # The last rows' Redis flush is at most one flush interval behind the topic.
+    time.sleep(0.5)
+    _assert_redis_latest(job.redis_port, {**card_latest, **terminal_latest})
+    in_order, _ = _kernel("terminal", _in_event_order(events, "terminal_id"))
+    reordered = sum(terminal_rows[k] != v for k, v in in_order.items())
+    print(
+        f"\nstartup {startup_s:.0f} s; {len(events)} transactions + {len(labels)} labels "
+        f"in {elapsed:.1f} s; {reordered} terminal rows saw cross-partition reordering"
+    )
+    # Caught up: once a checkpoint has committed the offsets, nothing is left.
+    assert wait_until(lambda: job.component.consumer_lag().total == 0, timeout_s=30)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_late_and_malformed_events_go_to_the_dlq_with_the_reason(feature_job) -> None:
+    job = feature_job(idleness_ms=1000, allowed_lateness_ms=3_600_000)
+    job.start()
+    tag = job.prefix
+    base_ms = int(datetime(2026, 1, 5, 12, tzinfo=UTC).timestamp() * 1000)
+
+    def tx(tid: str, card: str, event_ms: int) -> bytes:
+        return json.dumps({"transaction_id": tid, "card_id": tag + card,
+                           "terminal_id": tag + "term-1", "amount": 10.0,
+                           "event_time": datetime.fromtimestamp(event_ms / 1000, UTC)
+                           .strftime("%Y-%m-%dT%H:%M:%SZ")}).encode()  # fmt: skip
+
+    producer = EventProducer(job.settings)
+    for i in range(12):  # on time, spread over the partitions
+        producer.send(job.topic("transactions"), tx(f"on-{i}", f"c{i}", base_ms + i), key=f"c{i}")
+    producer.flush()
+    _consume(job.settings, job.topic("features"), lambda r: len(r) >= 24, timeout_s=30)
+    time.sleep(3)  # the watermark: one periodic emission and the idle partitions' timeout
+    late_ms = base_ms - 2 * 3_600_000
+    producer.send(job.topic("transactions"), tx("late-1", "c0", late_ms), key="c0")
+    producer.send(job.topic("transactions"), b'{"transaction_id": "bad-1", ', key="c0")
+    producer.send(job.topic("transactions"), tx("on-12", "c0", base_ms + 12), key="c0")
+    producer.flush()
+
+    dead = _consume(job.settings, job.topic("transactions.dlq"), lambda r: len(r) >= 2, 60)
+    by_reason = {dict(m.headers())["dlq.reason"].decode(): m for m in dead}
+    assert len(by_reason) == 2, list(by_reason)
+    late = next(m for reason, m in by_reason.items() if reason.startswith("late event:"))
+    assert json.loads(late.value())["transaction_id"] == "late-1", "original bytes kept"
+    assert late.key() == b"c0", "original key kept"
+    headers = dict(late.headers())
+    assert headers["dlq.source.topic"].decode() == job.topic("transactions")
+    assert {"dlq.source.partition", "dlq.source.offset", "dlq.failed_at_ms"} <= set(headers)
+    malformed = next(m for reason, m in by_reason.items() if reason.startswith("malformed"))
+    assert malformed.value() == b'{"transaction_id": "bad-1", '
+
+    rows = _feature_rows(
+        _consume(job.settings, job.topic("features"), lambda r: len(r) >= 26, timeout_s=60)
+    )
+    ids = {r.transaction_id for r in rows}
+    assert "on-12" in ids and "late-1" not in ids and len(rows) == 26
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{job.metrics_port}/metrics", timeout=5)
+    lines = metrics.read().decode().splitlines()
+    metric = "flink_taskmanager_job_task_operator_late_events{"
+    late_count = sum(float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith(metric))
+    assert late_count == 1
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+@needs_fdh
+@pytest.mark.timeout(900)
+def test_kill_9_then_restart_from_checkpoint_ends_in_the_same_state(feature_job) -> None:
+    """SIGKILL the job (driver, JVM, workers) mid-stream, start it again: it resumes
+    from the latest retained checkpoint, every transaction gets its rows (at least
+    once, duplicates equal), and Redis ends as a run without failure leaves it."""
+    job = feature_job(checkpoint_interval_ms=1000)
+    items = _replay(1, tag=job.prefix)
+    events = _tx_events(items)
+    card_rows, card_latest = _kernel("card", _in_event_order(events, "card_id"))
+    job.start()
+    half = len(items) // 2
+    producer = threading.Thread(target=_publish, args=(job, items[:half], Pacer(max_rate=2000)))
+    producer.start()
+    # Kill once a checkpoint of this run holds part of the stream and more is in flight.
+    assert wait_until(
+        lambda: (
+            len(_consume(job.settings, job.topic("features"), lambda r: len(r) > 4000, 5)) > 4000
+        ),
+        timeout_s=120,
+    )
+    time.sleep(1.5)
+    assert job.component.process.kill(), "the job was running"
+    producer.join()
+    assert not job.component.process.alive()
+
+    job.start()  # restores from the latest retained checkpoint
+    assert "restoring from /" in job.component.process.log_tail(400)
+    _publish(job, items[half:])
+    wanted = {("card", t) for t in events} | {("terminal", t) for t in events}
+    records = _consume(
+        job.settings, job.topic("features"),
+        lambda r: {(row.entity_type, row.transaction_id) for row in _feature_rows(r)} >= wanted,
+        timeout_s=300,
+    )  # fmt: skip
+    rows = _feature_rows(records)
+    assert len(rows) >= 2 * len(events)  # at least once: rows after the checkpoint come twice
+    _assert_rows_match([r for r in rows if r.entity_type == "card"], card_rows)
+    # Terminals: Redis holds, per terminal, the last row emitted for its newest transaction.
+    last_row: Latest = {}
+    for row in rows:
+        if row.entity_type == "terminal":
+            event_ms = _ms(row.event_time)
+            slot = ("terminal", row.entity_id)
+            if slot not in last_row or last_row[slot][0] <= event_ms:
+                last_row[slot] = (event_ms, dict(row.values))
+    time.sleep(0.5)
+    _assert_redis_latest(job.redis_port, {**card_latest, **last_row})
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-v", "-s"]))
