@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The system end to end, as far as it is built: real Kafka, Redis and Prometheus
-# come up, the simulator streams card transactions, kcat (a third-party client)
-# reads them, and riskstream's validating consumer accepts every one.
+# The system end to end, as far as it is built: real Kafka, Redis, Prometheus and
+# the PyFlink feature job come up, the simulator streams card transactions, kcat (a
+# third-party client) reads them, the job's per-card features appear in Redis, and
+# riskstream's validating consumer sends a malformed event to the DLQ.
 # Leaves the stack running; `make down` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,13 +19,18 @@ echo
 echo; echo "== 3. kcat, a third-party client, reads the transactions topic"
 kcat -C -b "$bootstrap" -t transactions -o -3 -e -q -f 'key=%k partition=%p %s\n' | tail -3
 
-echo; echo "== 4. a malformed event from kcat goes to transactions.dlq with the reason"
+echo; echo "== 4. the Flink job computed each card's features into Redis (Feast layout)"
+card=$(kcat -C -b "$bootstrap" -t transactions -o -1 -e -q -f '%k\n' -p 0 | tail -1)
+sleep 2
+$rs features "$card" | head -12 || echo "(card $card not in Redis yet: see riskstream status)"
+
+echo; echo "== 5. a malformed event from kcat goes to transactions.dlq with the reason"
 echo 'card-demo|{"transaction_id":"bad-1","card_id":"card-demo","amount":-3,"currency":"EUR"}' \
   | kcat -P -b "$bootstrap" -t transactions -K '|'
 $rs consume transactions --group "demo-$(date +%s)" --idle-timeout 5
 kcat -C -b "$bootstrap" -t transactions.dlq -o -1 -e -q \
   -f 'dlq: %s\n    headers: %h\n'
 
-echo; echo "== 5. riskstream status"
+echo; echo "== 6. riskstream status"
 $rs status
 echo; echo "The stack is still up: try 'riskstream produce', 'kcat -C -b $bootstrap -t transactions', 'make down'."

@@ -335,10 +335,13 @@ class ServiceComponent(Component):
 
 def all_components(config: StackConfig) -> list[Component]:
     """The components in start order (stop order is the reverse)."""
+    from services.stack.flink import FlinkJobComponent  # it builds on this module
+
     return [
         KafkaComponent(config),
         RedisComponent(config),
         PrometheusComponent(config),
+        FlinkJobComponent(config),
         ServiceComponent(
             config,
             name="offline-writer",
