@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import shutil
 import sys
 import urllib.request
@@ -21,9 +20,6 @@ from services.stack.config import HOST, REPO_ROOT, StackConfig
 from services.stack.groups import group_health
 from services.stack.jars import kafka_jars_dir
 from services.stack.process import ManagedProcess
-
-# librdkafka logs every refused connection at ERROR; a probe expects refusals.
-_QUIET_LOG = logging.getLogger("services.stack.probe")
 
 
 @dataclass(frozen=True)
@@ -164,7 +160,7 @@ class KafkaComponent(Component):
         from confluent_kafka.admin import AdminClient
 
         admin = AdminClient(
-            {"bootstrap.servers": self.config.kafka.bootstrap_servers, "logger": _QUIET_LOG}  # type: ignore[dict-item]
+            {"bootstrap.servers": self.config.kafka.bootstrap_servers, "log_level": 0}
         )
         try:
             meta = admin.list_topics(timeout=3)

@@ -18,7 +18,6 @@ has members, and it has no offsets until the job has read something).
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import time
@@ -35,7 +34,6 @@ from services.stack.config import REPO_ROOT, StackConfig
 from services.stack.jars import flink_jars
 from services.stack.process import ManagedProcess
 
-_QUIET_LOG = logging.getLogger("services.stack.probe")
 JOB_SCRIPT = REPO_ROOT / "flink_jobs" / "feature_job.py"
 DEFAULT_PYTHON = REPO_ROOT / ".venv-flink" / "bin" / "python"
 #: Must match flink_jobs.config.DEFAULT_GROUP_ID (the job's default consumer group).
@@ -75,10 +73,10 @@ def consumer_lag(
     Raises:
         InfraError: the broker did not answer, or a topic does not exist.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": _QUIET_LOG})  # type: ignore[dict-item]
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
     probe = Consumer(
         {"bootstrap.servers": bootstrap_servers, "group.id": f"{group_id}-lag-probe",
-         "enable.auto.commit": False, "logger": _QUIET_LOG}
+         "enable.auto.commit": False, "log_level": 0}
     )  # fmt: skip
     try:
         metadata = admin.list_topics(timeout=timeout_s)

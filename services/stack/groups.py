@@ -1,17 +1,17 @@
 """Consumer groups as the broker sees them: state, members, lag.
 
 Used by ``riskstream status`` to tell whether a stream processor is alive and keeping up.
+Probes set ``log_level`` 0: librdkafka logs every refused connection, which a probe
+expects, and a Python ``logger`` callback on short-lived clients crashed the
+interpreter (SIGSEGV) during ``riskstream up`` here.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
-
-_QUIET_LOG = logging.getLogger("services.stack.probe")
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class GroupHealth:
 
 def group_health(bootstrap_servers: str, group_id: str, timeout_s: float = 5.0) -> GroupHealth:
     """Describe ``group_id`` and compute its total lag over the partitions it committed."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": _QUIET_LOG})  # type: ignore[dict-item]
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
     described = admin.describe_consumer_groups([group_id], request_timeout=timeout_s)
     description = described[group_id].result()
     state = str(description.state).rsplit(".", 1)[-1]
@@ -44,7 +44,7 @@ def group_health(bootstrap_servers: str, group_id: str, timeout_s: float = 5.0) 
         return GroupHealth(state, len(description.members), None)
     probe = Consumer(
         {"bootstrap.servers": bootstrap_servers, "group.id": f"{group_id}-lag-probe",
-         "enable.auto.commit": False, "logger": _QUIET_LOG}
+         "enable.auto.commit": False, "log_level": 0}
     )  # fmt: skip
     try:
         lag = 0
