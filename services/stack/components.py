@@ -17,7 +17,7 @@ from pathlib import Path
 
 from services.common.errors import InfraError
 from services.stack.config import HOST, REPO_ROOT, StackConfig
-from services.stack.groups import group_health
+from services.stack.groups import consumer_lag, group_members
 from services.stack.jars import kafka_jars_dir
 from services.stack.process import ManagedProcess
 
@@ -298,13 +298,23 @@ class ServiceComponent(Component):
         name: component name (its state directory).
         module: the ``python -m`` module to run.
         group_id: the consumer group it joins.
+        topics: the topics it consumes (for its lag).
     """
 
-    def __init__(self, config: StackConfig, *, name: str, module: str, group_id: str) -> None:
+    def __init__(
+        self,
+        config: StackConfig,
+        *,
+        name: str,
+        module: str,
+        group_id: str,
+        topics: tuple[str, ...],
+    ) -> None:
         self.name = name
         super().__init__(config)
         self.module = module
         self.group_id = group_id
+        self.topics = topics
 
     @property
     def ports(self) -> tuple[int, ...]:
@@ -322,11 +332,12 @@ class ServiceComponent(Component):
         if not self.process.alive():
             return Health(False, "not running")
         try:
-            group = group_health(self.config.kafka.bootstrap_servers, self.group_id)
+            members = group_members(self.config.kafka.bootstrap_servers, self.group_id)
+            lag = consumer_lag(self.config.kafka.bootstrap_servers, self.group_id, self.topics)
         except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
             return Health(False, f"consumer group unknown: {exc}")
-        lag = "n/a" if group.lag is None else f"{group.lag:,}"
-        return Health(group.members > 0, f"group {group.state.lower()}, lag {lag}")
+        behind = "n/a" if lag.uncommitted == len(lag.by_partition) else f"{lag.total:,}"
+        return Health(members > 0, f"{members} consumer(s), lag {behind}")
 
 
 def all_components(config: StackConfig) -> list[Component]:
@@ -343,5 +354,6 @@ def all_components(config: StackConfig) -> list[Component]:
             name="offline-writer",
             module="services.feature_store",
             group_id="riskstream-offline-writer",
+            topics=("transactions", "labels", "features"),
         ),
     ]

@@ -21,16 +21,13 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from services.common.errors import InfraError
 from services.stack.components import Component, Health
 from services.stack.config import REPO_ROOT, StackConfig
+from services.stack.groups import ConsumerLag, consumer_lag
 from services.stack.jars import flink_jars
 from services.stack.process import ManagedProcess
 
@@ -38,76 +35,6 @@ JOB_SCRIPT = REPO_ROOT / "flink_jobs" / "feature_job.py"
 DEFAULT_PYTHON = REPO_ROOT / ".venv-flink" / "bin" / "python"
 #: Must match flink_jobs.config.DEFAULT_GROUP_ID (the job's default consumer group).
 DEFAULT_GROUP_ID = "riskstream-feature-job"
-
-
-@dataclass(frozen=True)
-class ConsumerLag:
-    """How far a consumer group is behind the ends of its topics.
-
-    Attributes:
-        group_id: the consumer group.
-        by_partition: ``(topic, partition)`` → records not yet committed by the
-            group (from the earliest retained offset where it has committed nothing).
-        uncommitted: partitions without a committed offset.
-    """
-
-    group_id: str
-    by_partition: Mapping[tuple[str, int], int]
-    uncommitted: int
-
-    @property
-    def total(self) -> int:
-        """Records behind, over every partition."""
-        return sum(self.by_partition.values())
-
-    def of_topic(self, topic: str) -> int:
-        """Records behind on one topic."""
-        return sum(lag for (t, _), lag in self.by_partition.items() if t == topic)
-
-
-def consumer_lag(
-    bootstrap_servers: str, group_id: str, topics: Sequence[str], *, timeout_s: float = 5.0
-) -> ConsumerLag:
-    """The lag of ``group_id`` on every partition of ``topics``.
-
-    Raises:
-        InfraError: the broker did not answer, or a topic does not exist.
-    """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log_level": 0})
-    probe = Consumer(
-        {"bootstrap.servers": bootstrap_servers, "group.id": f"{group_id}-lag-probe",
-         "enable.auto.commit": False, "log_level": 0}
-    )  # fmt: skip
-    try:
-        metadata = admin.list_topics(timeout=timeout_s)
-        partitions = []
-        for topic in topics:
-            described = metadata.topics.get(topic)
-            if described is None or described.error is not None:
-                raise InfraError(f"topic {topic!r} does not exist", component="flink")
-            partitions += [TopicPartition(topic, p) for p in sorted(described.partitions)]
-        request = ConsumerGroupTopicPartitions(group_id, partitions)
-        committed = admin.list_consumer_group_offsets([request], request_timeout=timeout_s)
-        offsets = {
-            (tp.topic, tp.partition): tp.offset
-            for tp in committed[group_id].result().topic_partitions
-        }
-        lags: dict[tuple[str, int], int] = {}
-        uncommitted = 0
-        for tp in partitions:
-            low, high = probe.get_watermark_offsets(tp, timeout=timeout_s)
-            offset = offsets.get((tp.topic, tp.partition), -1)
-            if offset < 0:
-                uncommitted += 1
-                offset = low
-            lags[(tp.topic, tp.partition)] = max(0, high - offset)
-    except InfraError:
-        raise
-    except Exception as exc:  # librdkafka raises KafkaException, ValueError...
-        raise InfraError(f"lag of group {group_id!r}: {exc}", component="flink") from exc
-    finally:
-        probe.close()
-    return ConsumerLag(group_id, lags, uncommitted)
 
 
 class _ProcessGroup(ManagedProcess):
@@ -183,9 +110,19 @@ class FlinkJobComponent(Component):
 
     @property
     def ports(self) -> tuple[int, ...]:
-        default = self.config.metrics_ports.get("feature_job", 0)
-        port = int(str(self.job.get("metrics_port", default)))
-        return (port,) if port else ()
+        # The metrics port is not claimed: a second stack on this machine (tests, a
+        # developer's private one) shares infra/stack.toml's metrics ports, and the
+        # job runs without its Prometheus reporter when the port is taken.
+        return ()
+
+    @property
+    def metrics_port(self) -> int:
+        """Prometheus reporter port: the job setting, ``$RISKSTREAM_FLINK_METRICS_PORT``,
+        else ``metrics_ports.feature_job`` (0: no reporter)."""
+        default = os.environ.get(
+            "RISKSTREAM_FLINK_METRICS_PORT", self.config.metrics_ports.get("feature_job", 0)
+        )
+        return int(str(self.job.get("metrics_port", default)))
 
     @property
     def start_timeout_s(self) -> float:
@@ -206,7 +143,7 @@ class FlinkJobComponent(Component):
             "redis_port": self.config.redis.port,
             "state_dir": self.dir,  # also the command line's ownership marker
             "python_executable": self.python,
-            "metrics_port": self.ports[0] if self.ports else 0,
+            "metrics_port": self.metrics_port,
             **self.job,
         }
         args = [str(self.python), str(JOB_SCRIPT)]
