@@ -2,11 +2,10 @@
 
 ::
 
-    transactions ─► parse, lateness ─┬─► by card ─► CardFeatures ───────┐
-      (watermarks       │            └─► by terminal ─┐                 ├─► features + Redis
-       per partition)   │                             TerminalFeatures ─┘
-    labels ───────► parse, lateness ───► by terminal ─┘
-                        └─► malformed and late events: transactions.dlq, labels.dlq
+    transactions ─┐ Kafka source (JVM):        key by       FeatureFunction (Python):
+                  ├ per-partition watermarks ─► c|card ─────► parse, lateness, kernel ─┬─► features
+    labels ───────┘ a tx twice, a label once    t|terminal    state per key            ├─► Redis
+                                                                                       └─► *.dlq
 
 Run it with the Flink environment's interpreter (``.venv-flink``), normally through
 ``services.stack.flink.FlinkJobComponent``; by hand::
@@ -145,7 +144,12 @@ def source_ddl(name: str, cfg: FeatureJobConfig) -> str:
             "scan.topic-partition-discovery.interval": "60 s",
         },
     )
-    time_text = "COALESCE(JSON_VALUE(v, '$.label_time'), JSON_VALUE(v, '$.event_time'))"
+    # One JSON parse for a transaction (JSON_VALUE parses the document every call).
+    label_time = "COALESCE(JSON_VALUE(v, '$.label_time'), JSON_VALUE(v, '$.event_time'))"
+    time_text = (
+        f"CASE WHEN `topic` = '{cfg.transactions_topic}' "
+        f"THEN JSON_VALUE(v, '$.event_time') ELSE {label_time} END"
+    )
     event_time = f"TO_TIMESTAMP_LTZ({time_text}, '{pattern}')"
     return f"""
         CREATE TEMPORARY TABLE `{name}` (
@@ -174,22 +178,49 @@ def sink_ddl(name: str, topic: str, cfg: FeatureJobConfig, *, dead_letters: bool
 def _keyed(stream: Any, value_type: Any) -> Any:
     """Key a stream of ``Row(key, value)`` by its first field, in Java.
 
-    ``DataStream.key_by`` would add a Python operator to compute the key; the router
-    already emits the shape that operator produces, so only the Java key selector
-    that follows it is needed.
+    ``DataStream.key_by`` would add a Python operator to compute the key; the source
+    query already produces the shape that operator produces, so only the Java key
+    selector that follows it is needed.
     """
     from pyflink.common.typeinfo import Types
     from pyflink.datastream.data_stream import KeyedStream
     from pyflink.java_gateway import get_gateway
 
-    j_keyed = stream._j_data_stream.keyBy(
+    j_stream = stream._j_data_stream
+    # A Python keyed operator needs a RowTypeInfo input; a table converted to a stream
+    # declares its Rows with the table's ExternalTypeInfo (same objects, same fields).
+    j_stream.getTransformation().setOutputType(
+        Types.ROW([Types.STRING(), value_type]).get_java_type_info()
+    )
+    j_keyed = j_stream.keyBy(
         get_gateway().jvm.KeyByKeySelector(), Types.ROW([Types.STRING()]).get_java_type_info()
     )
     return KeyedStream(j_keyed, value_type, stream)
 
 
+def source_query(table: str, cfg: FeatureJobConfig) -> str:
+    """Each transaction twice (keys ``c|<card>`` and ``t|<terminal>``), each label once
+    (``t|<terminal>``), as ``Row(key, Row(destination, topic, k, v, partition, offset))``:
+    the shape the Java key selector of a keyed stream takes.
+
+    A transaction's card is its record key (the topic's contract), so only the
+    terminal costs a JSON parse here; without a key, the payload's ``card_id``. The ids
+    here only route: Python parses and checks the payload (a record whose key is not
+    its ``card_id``, or that lacks an id, is dead-lettered there).
+    """
+    return f"""
+        SELECT
+          CONCAT(d.dest, '|', COALESCE(CASE WHEN d.dest = 'c'
+            THEN COALESCE(k, JSON_VALUE(v, '$.card_id'))
+            ELSE JSON_VALUE(v, '$.terminal_id') END, '')) AS key,
+          ROW(d.dest, `topic`, k, v, `partition`, `offset`) AS record
+        FROM `{table}` CROSS JOIN UNNEST(
+          CASE WHEN `topic` = '{cfg.transactions_topic}' THEN ARRAY['c', 't'] ELSE ARRAY['t'] END
+        ) AS d(dest)"""
+
+
 def build(env: Any, cfg: FeatureJobConfig) -> Any:
-    """Add the job's source, functions and sinks to ``env``.
+    """Add the job's source, function and sinks to ``env``.
 
     Returns:
         The statement set holding every sink, already attached to ``env``.
@@ -198,45 +229,35 @@ def build(env: Any, cfg: FeatureJobConfig) -> Any:
     from pyflink.table import StreamTableEnvironment
 
     from flink_jobs.functions import (
-        CARD_INPUT_TYPE,
         FEATURE_RECORD_TYPE,
         LABEL_DEAD_LETTERS,
-        TERMINAL_EVENT_TYPE,
-        TERMINAL_EVENTS,
+        SOURCE_RECORD_TYPE,
         TRANSACTION_DEAD_LETTERS,
-        TX_TYPE,
-        CardFeatures,
+        FeatureFunction,
         OnlineStoreBuffer,
-        RouteEvents,
-        TerminalFeatures,
     )
 
     def side(stream: Any, tag: Any) -> Any:
         # DataStream.get_side_output would add a Python identity map after it.
         return DataStream(stream._j_data_stream.getSideOutput(tag.get_java_output_tag()))
 
-    def store() -> OnlineStoreBuffer:
-        return OnlineStoreBuffer(
-            host=cfg.redis_host,
-            port=cfg.redis_port,
-            db=cfg.redis_db,
-            batch_size=cfg.redis_batch_size,
-            flush_interval_ms=cfg.redis_flush_interval_ms,
-        )
-
+    store = OnlineStoreBuffer(
+        host=cfg.redis_host,
+        port=cfg.redis_port,
+        db=cfg.redis_db,
+        batch_size=cfg.redis_batch_size,
+        flush_interval_ms=cfg.redis_flush_interval_ms,
+    )
     t_env = StreamTableEnvironment.create(env)
     t_env.execute_sql(source_ddl("events_source", cfg))
-    raw = t_env.to_data_stream(
-        t_env.sql_query("SELECT `topic`, k, v, `partition`, `offset` FROM events_source")
-    )
-    routed = raw.process(
-        RouteEvents(cfg.transactions_topic, cfg.allowed_lateness_ms), CARD_INPUT_TYPE
-    ).uid("route-events")
-    cards = _keyed(routed, TX_TYPE).process(CardFeatures(store()), FEATURE_RECORD_TYPE).uid("cards")
-    terminals = (
-        _keyed(side(routed, TERMINAL_EVENTS), TERMINAL_EVENT_TYPE)
-        .process(TerminalFeatures(store()), FEATURE_RECORD_TYPE)
-        .uid("terminals")
+    records = t_env.to_data_stream(t_env.sql_query(source_query("events_source", cfg)))
+    features = (
+        _keyed(records, SOURCE_RECORD_TYPE)
+        .process(
+            FeatureFunction(cfg.transactions_topic, cfg.allowed_lateness_ms, store),
+            FEATURE_RECORD_TYPE,
+        )
+        .uid("features")
     )
 
     t_env.execute_sql(sink_ddl("features_sink", cfg.features_topic, cfg, dead_letters=False))
@@ -245,12 +266,12 @@ def build(env: Any, cfg: FeatureJobConfig) -> Any:
     )
     t_env.execute_sql(sink_ddl("labels_dlq_sink", cfg.labels_dlq, cfg, dead_letters=True))
     statements = t_env.create_statement_set()
-    statements.add_insert("features_sink", t_env.from_data_stream(cards.union(terminals)))
+    statements.add_insert("features_sink", t_env.from_data_stream(features))
     statements.add_insert(
-        "transactions_dlq_sink", t_env.from_data_stream(side(routed, TRANSACTION_DEAD_LETTERS))
+        "transactions_dlq_sink", t_env.from_data_stream(side(features, TRANSACTION_DEAD_LETTERS))
     )
     statements.add_insert(
-        "labels_dlq_sink", t_env.from_data_stream(side(routed, LABEL_DEAD_LETTERS))
+        "labels_dlq_sink", t_env.from_data_stream(side(features, LABEL_DEAD_LETTERS))
     )
     statements.attach_as_datastream()
     return statements
@@ -306,6 +327,13 @@ def run(cfg: FeatureJobConfig) -> int:
             status = client.get_job_status().result().name
             if status in _TERMINAL_STATES:
                 log.error("job ended: %s", status)
+                if status == "FAILED" and restore_from is not None:
+                    log.error(
+                        "it was restored from %s: if the job's operators or the kernel's "
+                        "state format changed since, start it with --no-restore (empty "
+                        "aggregation state, from the offsets its consumer group committed)",
+                        restore_from,
+                    )
                 return 0 if status == "FINISHED" else 1
             time.sleep(1.0)
     except _Stop as stop:

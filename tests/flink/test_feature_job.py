@@ -378,33 +378,37 @@ def test_late_and_malformed_events_go_to_the_dlq_with_the_reason(feature_job) ->
 
     producer = EventProducer(job.settings)
     for i in range(12):  # on time, spread over the partitions
-        producer.send(job.topic("transactions"), tx(f"on-{i}", f"c{i}", base_ms + i), key=f"c{i}")
+        tx_i = tx(f"on-{i}", f"c{i}", base_ms + i)
+        producer.send(job.topic("transactions"), tx_i, key=tag + f"c{i}")
     producer.flush()
     _consume(job.settings, job.topic("features"), lambda r: len(r) >= 24, timeout_s=30)
     time.sleep(3)  # the watermark: one periodic emission and the idle partitions' timeout
     late_ms = base_ms - 2 * 3_600_000
-    producer.send(job.topic("transactions"), tx("late-1", "c0", late_ms), key="c0")
-    producer.send(job.topic("transactions"), b'{"transaction_id": "bad-1", ', key="c0")
-    producer.send(job.topic("transactions"), tx("on-12", "c0", base_ms + 12), key="c0")
+    c0 = tag + "c0"
+    producer.send(job.topic("transactions"), tx("late-1", "c0", late_ms), key=c0)
+    producer.send(job.topic("transactions"), b'{"transaction_id": "bad-1", ', key=c0)
+    producer.send(job.topic("transactions"), tx("wrong-key", "c0", base_ms + 11), key=tag + "c1")
+    producer.send(job.topic("transactions"), tx("on-12", "c0", base_ms + 12), key=c0)
     producer.flush()
 
-    dead = _consume(job.settings, job.topic("transactions.dlq"), lambda r: len(r) >= 2, 60)
+    dead = _consume(job.settings, job.topic("transactions.dlq"), lambda r: len(r) >= 3, 60)
     by_reason = {dict(m.headers())["dlq.reason"].decode(): m for m in dead}
-    assert len(by_reason) == 2, list(by_reason)
+    assert len(by_reason) == 3, list(by_reason)
     late = next(m for reason, m in by_reason.items() if reason.startswith("late event:"))
     assert json.loads(late.value())["transaction_id"] == "late-1", "original bytes kept"
-    assert late.key() == b"c0", "original key kept"
+    assert late.key() == c0.encode(), "original key kept"
     headers = dict(late.headers())
     assert headers["dlq.source.topic"].decode() == job.topic("transactions")
     assert {"dlq.source.partition", "dlq.source.offset", "dlq.failed_at_ms"} <= set(headers)
-    malformed = next(m for reason, m in by_reason.items() if reason.startswith("malformed"))
+    malformed = next(m for reason, m in by_reason.items() if "not JSON" in reason)
     assert malformed.value() == b'{"transaction_id": "bad-1", '
 
     rows = _feature_rows(
         _consume(job.settings, job.topic("features"), lambda r: len(r) >= 26, timeout_s=60)
     )
     ids = {r.transaction_id for r in rows}
-    assert "on-12" in ids and "late-1" not in ids and len(rows) == 26
+    assert "on-12" in ids and not {"late-1", "wrong-key"} & ids and len(rows) == 26
+    assert any("is not the record key" in reason for reason in by_reason)
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{job.metrics_port}/metrics", timeout=5)
     lines = metrics.read().decode().splitlines()
     metric = "flink_taskmanager_job_task_operator_late_events{"

@@ -1,0 +1,257 @@
+"""The PyFlink feature job under load: start-up, throughput, produce → Redis freshness.
+
+Each run starts its own job (``FlinkJobComponent``, as the stack does) on private
+topics, a private consumer group and a temporary state directory, against the
+running stack, and stops it afterwards. Loopback only, bounded in time.
+
+* ``freshness``: transactions at ``--rate`` a second, ``--warmup`` seconds (the JVM
+  and the job warm up: the first ~20 s after start are slow) then ``--duration``
+  seconds measured, each
+  on a card never seen before and stamped with the current time; a poller watches
+  Redis for each card's key. Freshness = Redis has the vector - the producer was
+  handed the record (so it includes the producer's linger, Kafka, the job and the
+  Redis flush). Also: seconds from spawning the job until the first vector of an
+  event sent at spawn time is in Redis (start-up to first output).
+* ``throughput``: ``--days`` of the Fraud Detection Handbook dataset (transactions
+  and their labels) preloaded, then the job started; rows/s on ``features`` from the
+  first row to the last (2 rows per transaction).
+
+Run with the stack up::
+
+    .venv/bin/python -m loadtests.feature_freshness freshness --rate 1000 --duration 30
+    .venv/bin/python -m loadtests.feature_freshness throughput --days 2 --mode process
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import random
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import redis
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from services.common.events import decode_transaction
+from services.common.kafka import EventProducer, KafkaClientSettings
+from services.feature_store.redis_layout import FeatureViewLayout
+from services.producer.__main__ import publisher_for, stream_to_kafka
+from services.producer.events import SimulatedEvent
+from services.producer.pacing import Pacer
+from services.producer.replay import replay_csv
+from services.stack import StackConfig, load_stack_config
+from services.stack.flink import FlinkJobComponent
+from services.stack.process import wait_until
+
+FDH = Path("/work/shared/data/fdh/transactions.csv.gz")
+
+
+@contextmanager
+def job_on_private_topics(
+    stack: StackConfig, mode: str, **job: object
+) -> Iterator[tuple[FlinkJobComponent, str]]:
+    """A (not yet started) job on fresh topics; stopped and cleaned up on exit."""
+    prefix = f"bench-{uuid.uuid4().hex[:8]}-"
+    admin = AdminClient({"bootstrap.servers": stack.kafka.bootstrap_servers})
+    names = {"transactions": 6, "transactions.dlq": 6, "labels": 3, "labels.dlq": 3}
+    names["features"] = 6
+    topics = [NewTopic(prefix + n, p, 1) for n, p in names.items()]
+    for future in admin.create_topics(topics).values():
+        future.result(30)
+    with tempfile.TemporaryDirectory(prefix="feature-bench-") as home:
+        component = FlinkJobComponent(
+            dataclasses.replace(stack, state_dir=Path(home)),
+            job={
+                "transactions_topic": prefix + "transactions",
+                "labels_topic": prefix + "labels",
+                "features_topic": prefix + "features",
+                "group_id": prefix + "job",
+                "execution_mode": mode,
+                "metrics_port": 0,
+                **job,
+            },
+        )
+        try:
+            yield component, prefix
+        finally:
+            component.process.stop(timeout_s=30)
+            for future in admin.delete_topics([t.topic for t in topics]).values():
+                future.exception(30)
+
+
+def _tx(prefix: str, i: int, terminals: int) -> tuple[str, bytes]:
+    """(card id, payload): a Transaction in the topic's JSON, stamped now.
+
+    Written as text, not through protobuf's json_format: the probe shares the
+    machine with the job, so it must stay cheap (the first payload of a run is
+    checked with the wire kernel's decoder).
+    """
+    card = f"{prefix}card-{i}"
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    payload = (
+        f'{{"transaction_id":"{prefix}tx-{i}","card_id":"{card}",'
+        f'"terminal_id":"{prefix}term-{random.randrange(terminals)}",'
+        f'"amount":{random.uniform(1, 200):.2f},"currency":"EUR","event_time":"{now}"}}'
+    )
+    return card, payload.encode()
+
+
+def freshness(
+    stack: StackConfig,
+    mode: str,
+    rate: float,
+    duration_s: float,
+    warmup_s: float,
+    job_settings: dict[str, str],
+) -> None:
+    settings = KafkaClientSettings(bootstrap_servers=stack.kafka.bootstrap_servers)
+    layout = FeatureViewLayout.for_entity("card")
+    client = redis.Redis(host="127.0.0.1", port=stack.redis.port)
+    with job_on_private_topics(stack, mode, **job_settings) as (job, prefix):
+        topic = prefix + "transactions"
+        producer = EventProducer(settings, linger_ms=5)
+        sent: dict[bytes, float] = {}  # Redis key -> wall time the record was handed over
+        seen: dict[bytes, float] = {}
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        order: list[bytes] = []  # keys in send order
+
+        def poll() -> None:
+            oldest = 0  # index in order of the oldest key not yet seen
+            while not stop.is_set() or len(seen) < len(sent):
+                # The oldest keys not yet seen: vectors arrive about in send order, and
+                # a poller that checked every pending key would steal the job's CPU.
+                with lock:
+                    while oldest < len(order) and order[oldest] in seen:
+                        oldest += 1
+                    pending = [k for k in order[oldest : oldest + 64] if k not in seen]
+                if pending:
+                    with client.pipeline(transaction=False) as pipe:
+                        for key in pending:
+                            pipe.exists(key)
+                        found = pipe.execute()
+                    now = time.time()
+                    for key, hit in zip(pending, found, strict=True):
+                        if hit:
+                            seen[key] = now
+                if stop.is_set() and time.time() > deadline:
+                    return
+                time.sleep(0.003)
+
+        deadline = float("inf")
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+
+        decode_transaction(_tx(prefix, 0, 1000)[1])  # the format is the topic's
+
+        def send(i: int) -> None:
+            card, payload = _tx(prefix, i, 1000)
+            key = layout.key(card)
+            with lock:
+                sent[key] = time.time()
+                order.append(key)
+            producer.send(topic, payload, key=card)
+
+        spawned = time.time()
+        job.process.spawn(job.prepare())
+        send(0)
+        producer.flush()
+        assert wait_until(lambda: len(seen) == 1, timeout_s=300, interval_s=0.05), "no output"
+        first_output_s = max(seen.values()) - spawned
+        assert wait_until(lambda: job.health().ok, timeout_s=60), job.health().detail
+
+        started = time.perf_counter()
+        measured_from = time.time() + warmup_s
+        n = 1
+        while (elapsed := time.perf_counter() - started) < warmup_s + duration_s:
+            due = int(elapsed * rate) + 1
+            while n < due:
+                send(n)
+                n += 1
+            producer.poll(0)
+            time.sleep(0.001)
+        producer.flush()
+        achieved = (n - 1) / (time.perf_counter() - started)
+        deadline = time.time() + 30
+        stop.set()
+        poller.join(40)
+        startup_key = layout.key(f"{prefix}card-0")
+        latencies = sorted(
+            (seen[k] - t) * 1000
+            for k, t in sent.items()
+            if k in seen and k != startup_key and t >= measured_from
+        )
+        missing = len(sent) - len(seen)
+        lag = job.consumer_lag()
+    client.close()
+    q = statistics.quantiles(latencies, n=100)
+    print(
+        f"| {mode} | {achieved:,.0f} tx/s | {q[49]:.0f} | {q[94]:.0f} | {q[98]:.0f} | "
+        f"{max(latencies):.0f} | {missing} | {first_output_s:.0f} s | lag {lag.total} |"
+    )
+
+
+def throughput(stack: StackConfig, mode: str, days: float, job_settings: dict[str, str]) -> None:
+    settings = KafkaClientSettings(bootstrap_servers=stack.kafka.bootstrap_servers)
+    start = datetime(2018, 4, 1, tzinfo=UTC)
+    items = [
+        i
+        for i in replay_csv(FDH, start=start, end=start + timedelta(days=days), sorted_input=True)
+        if isinstance(i, SimulatedEvent)
+    ]
+    n_tx = sum(1 for i in items if i.kind == "transaction")
+    with job_on_private_topics(stack, mode, **job_settings) as (job, prefix):
+        stream_to_kafka(items, publisher_for(settings, topic_prefix=prefix), Pacer())
+        probe = Consumer({"bootstrap.servers": stack.kafka.bootstrap_servers, "group.id": "x"})
+        features = [TopicPartition(prefix + "features", p) for p in range(6)]
+
+        def rows() -> int:
+            return sum(probe.get_watermark_offsets(tp, timeout=5)[1] for tp in features)
+
+        spawned = time.monotonic()
+        job.process.spawn(job.prepare())
+        assert wait_until(lambda: rows() > 0, timeout_s=300, interval_s=0.2), "no output"
+        first = time.monotonic()
+        assert wait_until(lambda: rows() >= 2 * n_tx, timeout_s=1800, interval_s=0.5)
+        elapsed = time.monotonic() - first
+        probe.close()
+    print(f"| {mode} | {days:g} days: {n_tx:,} tx + {len(items) - n_tx:,} labels | "
+          f"{first - spawned:.0f} s | {elapsed:.1f} s | {n_tx / elapsed:,.0f} tx/s | "
+          f"{len(items) / elapsed:,.0f} events/s |")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("measure", choices=["freshness", "throughput"])
+    parser.add_argument("--mode", choices=["thread", "process"], default="thread")
+    parser.add_argument("--rate", type=float, default=1000.0, help="transactions/s")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds measured")
+    parser.add_argument("--warmup", type=float, default=30.0, help="seconds at the rate first")
+    parser.add_argument("--days", type=float, default=2.0, help="days of the dataset")
+    parser.add_argument(
+        "--job", action="append", default=[], metavar="FIELD=VALUE",
+        help="a job setting (a flink_jobs.config field), e.g. --job bundle_size=1000",
+    )  # fmt: skip
+    args = parser.parse_args()
+    job_settings = dict(item.split("=", 1) for item in args.job)
+    stack = load_stack_config()
+    if args.measure == "freshness":
+        print("| mode | rate | p50 ms | p95 ms | p99 ms | max ms | missing | first output | end |")
+        freshness(stack, args.mode, args.rate, args.duration, args.warmup, job_settings)
+    else:
+        print("| mode | input | first output | drain | tx/s | events/s |")
+        throughput(stack, args.mode, args.days, job_settings)
+
+
+if __name__ == "__main__":
+    main()
