@@ -29,7 +29,7 @@ from services.feature_store.reference import load_fdh, reference_features
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-DATASET = Path(__file__).resolve().parents[3] / "shared" / "data" / "fdh" / "transactions.csv.gz"
+DATASET = Path("/work/shared/data/fdh/transactions.csv.gz")
 
 
 def _rows(features: pd.DataFrame, entity_type: str, names: tuple[str, ...]) -> list:
