@@ -88,7 +88,7 @@ def flink_configuration(cfg: FeatureJobConfig, restore_from: Path | None) -> dic
         "execution.checkpointing.num-retained": "2",
         "execution.checkpointing.min-pause": "1 s",
         "restart-strategy.type": "exponential-delay",
-        # Read by a cluster's launcher; the local JVM gets it from JVM_ARGS (see main).
+        # Read by a cluster's launcher; the local JVM gets it from JVM_ARGS (see run).
         "env.java.opts.all": f"-Xmx{cfg.jvm_heap_mb}m",
         "taskmanager.numberOfTaskSlots": "1",
         "rest.bind-port": "0",

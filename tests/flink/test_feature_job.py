@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import socket
 import subprocess
 import sys
@@ -314,6 +315,25 @@ def test_feature_row_json_decodes_with_the_wire_kernel(monkeypatch: pytest.Monke
     from services.common.events import encode
 
     assert parse_transaction(encode(tx).decode()) == ("t-2", "c", "m", 12.25, 1_522_540_831_007)
+
+
+def test_restart_picks_the_newest_retained_checkpoint_and_prunes_older_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(REPO_ROOT))
+    from flink_jobs.feature_job import latest_checkpoint, prune_checkpoints
+
+    assert latest_checkpoint(tmp_path) is None
+    for job, n, age in (("old", 9, 30), ("new", 2, 10), ("new", 3, 5), ("new", 4, 0)):
+        chk = tmp_path / job / f"chk-{n}"
+        chk.mkdir(parents=True)
+        if n != 4:  # chk-4 is still being written: no _metadata yet
+            (chk / "_metadata").write_bytes(b"x")
+            os.utime(chk / "_metadata", (time.time() - age, time.time() - age))
+    newest = latest_checkpoint(tmp_path)
+    assert newest == tmp_path / "new" / "chk-3"
+    prune_checkpoints(tmp_path, newest)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]
 
 
 # --- integration ---------------------------------------------------------------------------
