@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGE = Path("riskstream") / "v1"
+#: Every package of generated code under proto/.
+PACKAGES = (Path("riskstream") / "v1", Path("riskstream") / "oip" / "v2")
 
 
 def generate(root: Path, out_dir: Path) -> None:
@@ -38,9 +39,15 @@ def generate(root: Path, out_dir: Path) -> None:
 def stale_files(root: Path, out_dir: Path) -> list[str]:
     """Names of generated files that differ from, or are missing beside, root's committed ones."""
     generate(root, out_dir)
-    committed_dir = root / "proto" / PACKAGE
-    generated = {p.name: p for p in (out_dir / PACKAGE).iterdir() if p.is_file()}
-    committed = {p.name: p for p in committed_dir.iterdir() if "_pb2" in p.name}
+    generated: dict[str, Path] = {}
+    committed: dict[str, Path] = {}
+    for package in PACKAGES:
+        for p in (out_dir / package).iterdir():
+            if p.is_file():
+                generated[str(package / p.name)] = p
+        for p in (root / "proto" / package).iterdir():
+            if "_pb2" in p.name:
+                committed[str(package / p.name)] = p
     assert generated, "gen_proto.py generated nothing"
     problems = [f"{name}: not committed" for name in sorted(generated.keys() - committed.keys())]
     problems += [f"{name}: not generated" for name in sorted(committed.keys() - generated.keys())]
@@ -73,13 +80,13 @@ def test_committed_generated_code_is_current(tmp_path: Path) -> None:
         pytest.param(
             "// card token, never a PAN",
             "// card token (edited)",
-            "events_pb2.pyi: differs",
+            "riskstream/v1/events_pb2.pyi: differs",
             id="comment",
         ),
         pytest.param(
             "  CHANNEL_ATM = 5;",
             "  CHANNEL_ATM = 5;\n  CHANNEL_KIOSK = 6;",
-            "events_pb2.py: differs",
+            "riskstream/v1/events_pb2.py: differs",
             id="enum-value",
         ),
     ],
@@ -88,7 +95,7 @@ def test_check_detects_a_proto_edited_without_regenerating(
     tmp_path: Path, old: str, new: str, stale: str
 ) -> None:
     copy = copy_repo(tmp_path / "repo")
-    proto = copy / "proto" / PACKAGE / "events.proto"
+    proto = copy / "proto" / PACKAGES[0] / "events.proto"
     text = proto.read_text()
     assert old in text
     proto.write_text(text.replace(old, new, 1))
@@ -97,5 +104,7 @@ def test_check_detects_a_proto_edited_without_regenerating(
 
 def test_check_detects_a_deleted_generated_file(tmp_path: Path) -> None:
     copy = copy_repo(tmp_path / "repo")
-    (copy / "proto" / PACKAGE / "scoring_pb2_grpc.py").unlink()
-    assert stale_files(copy, tmp_path / "out") == ["scoring_pb2_grpc.py: not committed"]
+    (copy / "proto" / PACKAGES[0] / "scoring_pb2_grpc.py").unlink()
+    assert stale_files(copy, tmp_path / "out") == [
+        "riskstream/v1/scoring_pb2_grpc.py: not committed"
+    ]

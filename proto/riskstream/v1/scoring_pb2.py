@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from riskstream.v1 import events_pb2 as riskstream_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1briskstream/v1/scoring.proto\x12\rriskstream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ariskstream/v1/events.proto\"d\n\x0cScoreRequest\x12/\n\x0btransaction\x18\x01 \x01(\x0b\x32\x1a.riskstream.v1.Transaction\x12\x0f\n\x07\x65xplain\x18\x02 \x01(\x08\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x89\x01\n\x10\x46\x65\x61tureFreshness\x12\x13\n\x0b\x63\x61rd_age_ms\x18\x01 \x01(\x01\x12\x17\n\x0fterminal_age_ms\x18\x02 \x01(\x01\x12\x12\n\ncard_found\x18\x03 \x01(\x08\x12\x16\n\x0eterminal_found\x18\x04 \x01(\x08\x12\x1b\n\x13\x66\x65\x61ture_set_version\x18\x05 \x01(\t\"\x88\x03\n\rScoreResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12)\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0e\x32\x17.riskstream.v1.Decision\x12/\n\x0creason_codes\x18\x04 \x03(\x0b\x32\x19.riskstream.v1.ReasonCode\x12\x12\n\nmodel_name\x18\x05 \x01(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12#\n\x05route\x18\x07 \x01(\x0e\x32\x14.riskstream.v1.Route\x12\x32\n\tfreshness\x18\x08 \x01(\x0b\x32\x1f.riskstream.v1.FeatureFreshness\x12/\n\x0bserver_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlatency_ms\x18\n \x01(\x01\x12\x17\n\x0f\x66\x61llback_reason\x18\x0b \x01(\t\x12\x12\n\nrequest_id\x18\x0c \x01(\t\"B\n\x11ScoreBatchRequest\x12-\n\x08requests\x18\x01 \x03(\x0b\x32\x1b.riskstream.v1.ScoreRequest\"E\n\x12ScoreBatchResponse\x12/\n\tresponses\x18\x01 \x03(\x0b\x32\x1c.riskstream.v1.ScoreResponse2\xf3\x01\n\x0c\x46raudScoring\x12\x42\n\x05Score\x12\x1b.riskstream.v1.ScoreRequest\x1a\x1c.riskstream.v1.ScoreResponse\x12Q\n\nScoreBatch\x12 .riskstream.v1.ScoreBatchRequest\x1a!.riskstream.v1.ScoreBatchResponse\x12L\n\x0bScoreStream\x12\x1b.riskstream.v1.ScoreRequest\x1a\x1c.riskstream.v1.ScoreResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1briskstream/v1/scoring.proto\x12\rriskstream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1ariskstream/v1/events.proto\"d\n\x0cScoreRequest\x12/\n\x0btransaction\x18\x01 \x01(\x0b\x32\x1a.riskstream.v1.Transaction\x12\x0f\n\x07\x65xplain\x18\x02 \x01(\x08\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"\x89\x01\n\x10\x46\x65\x61tureFreshness\x12\x13\n\x0b\x63\x61rd_age_ms\x18\x01 \x01(\x01\x12\x17\n\x0fterminal_age_ms\x18\x02 \x01(\x01\x12\x12\n\ncard_found\x18\x03 \x01(\x08\x12\x16\n\x0eterminal_found\x18\x04 \x01(\x08\x12\x1b\n\x13\x66\x65\x61ture_set_version\x18\x05 \x01(\t\"\x88\x03\n\rScoreResponse\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12)\n\x08\x64\x65\x63ision\x18\x03 \x01(\x0e\x32\x17.riskstream.v1.Decision\x12/\n\x0creason_codes\x18\x04 \x03(\x0b\x32\x19.riskstream.v1.ReasonCode\x12\x12\n\nmodel_name\x18\x05 \x01(\t\x12\x15\n\rmodel_version\x18\x06 \x01(\t\x12#\n\x05route\x18\x07 \x01(\x0e\x32\x14.riskstream.v1.Route\x12\x32\n\tfreshness\x18\x08 \x01(\x0b\x32\x1f.riskstream.v1.FeatureFreshness\x12/\n\x0bserver_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlatency_ms\x18\n \x01(\x01\x12\x17\n\x0f\x66\x61llback_reason\x18\x0b \x01(\t\x12\x12\n\nrequest_id\x18\x0c \x01(\t\"B\n\x11ScoreBatchRequest\x12-\n\x08requests\x18\x01 \x03(\x0b\x32\x1b.riskstream.v1.ScoreRequest\"E\n\x12ScoreBatchResponse\x12/\n\tresponses\x18\x01 \x03(\x0b\x32\x1c.riskstream.v1.ScoreResponse\"\xd1\x01\n\x0bLoadedModel\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12*\n\x06status\x18\x03 \x01(\x0e\x32\x1a.riskstream.v1.ModelStatus\x12\x15\n\rtraffic_share\x18\x04 \x01(\x01\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12\x1b\n\x13\x66\x65\x61ture_set_version\x18\x06 \x01(\t\x12-\n\tloaded_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x13\n\x11ListModelsRequest\"[\n\x12ListModelsResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.riskstream.v1.LoadedModel\x12\x19\n\x11last_good_version\x18\x02 \x01(\t\"I\n\x16SetCanaryWeightRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x01\x12\x0e\n\x06reason\x18\x03 \x01(\t\"1\n\x0ePromoteRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"!\n\x0fRollbackRequest\x12\x0e\n\x06reason\x18\x01 \x01(\t\"N\n\x0fRolloutResponse\x12*\n\x06models\x18\x01 \x03(\x0b\x32\x1a.riskstream.v1.LoadedModel\x12\x0f\n\x07message\x18\x02 \x01(\t2\xf3\x01\n\x0c\x46raudScoring\x12\x42\n\x05Score\x12\x1b.riskstream.v1.ScoreRequest\x1a\x1c.riskstream.v1.ScoreResponse\x12Q\n\nScoreBatch\x12 .riskstream.v1.ScoreBatchRequest\x1a!.riskstream.v1.ScoreBatchResponse\x12L\n\x0bScoreStream\x12\x1b.riskstream.v1.ScoreRequest\x1a\x1c.riskstream.v1.ScoreResponse(\x01\x30\x01\x32\xcf\x02\n\nModelAdmin\x12Q\n\nListModels\x12 .riskstream.v1.ListModelsRequest\x1a!.riskstream.v1.ListModelsResponse\x12X\n\x0fSetCanaryWeight\x12%.riskstream.v1.SetCanaryWeightRequest\x1a\x1e.riskstream.v1.RolloutResponse\x12H\n\x07Promote\x12\x1d.riskstream.v1.PromoteRequest\x1a\x1e.riskstream.v1.RolloutResponse\x12J\n\x08Rollback\x12\x1e.riskstream.v1.RollbackRequest\x1a\x1e.riskstream.v1.RolloutResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,6 +43,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SCOREBATCHREQUEST']._serialized_end=810
   _globals['_SCOREBATCHRESPONSE']._serialized_start=812
   _globals['_SCOREBATCHRESPONSE']._serialized_end=881
-  _globals['_FRAUDSCORING']._serialized_start=884
-  _globals['_FRAUDSCORING']._serialized_end=1127
+  _globals['_LOADEDMODEL']._serialized_start=884
+  _globals['_LOADEDMODEL']._serialized_end=1093
+  _globals['_LISTMODELSREQUEST']._serialized_start=1095
+  _globals['_LISTMODELSREQUEST']._serialized_end=1114
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1116
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1207
+  _globals['_SETCANARYWEIGHTREQUEST']._serialized_start=1209
+  _globals['_SETCANARYWEIGHTREQUEST']._serialized_end=1282
+  _globals['_PROMOTEREQUEST']._serialized_start=1284
+  _globals['_PROMOTEREQUEST']._serialized_end=1333
+  _globals['_ROLLBACKREQUEST']._serialized_start=1335
+  _globals['_ROLLBACKREQUEST']._serialized_end=1368
+  _globals['_ROLLOUTRESPONSE']._serialized_start=1370
+  _globals['_ROLLOUTRESPONSE']._serialized_end=1448
+  _globals['_FRAUDSCORING']._serialized_start=1451
+  _globals['_FRAUDSCORING']._serialized_end=1694
+  _globals['_MODELADMIN']._serialized_start=1697
+  _globals['_MODELADMIN']._serialized_end=2032
 # @@protoc_insertion_point(module_scope)

@@ -184,3 +184,217 @@ class FraudScoring:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ModelAdminStub:
+    """Model administration (role `admin`): the rollout of the versions a scorer holds.
+    Changes are applied by this scorer and published to `model-updates`, so every
+    scorer of the fleet converges on them.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListModels = channel.unary_unary(
+                '/riskstream.v1.ModelAdmin/ListModels',
+                request_serializer=riskstream_dot_v1_dot_scoring__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=riskstream_dot_v1_dot_scoring__pb2.ListModelsResponse.FromString,
+                _registered_method=True)
+        self.SetCanaryWeight = channel.unary_unary(
+                '/riskstream.v1.ModelAdmin/SetCanaryWeight',
+                request_serializer=riskstream_dot_v1_dot_scoring__pb2.SetCanaryWeightRequest.SerializeToString,
+                response_deserializer=riskstream_dot_v1_dot_scoring__pb2.RolloutResponse.FromString,
+                _registered_method=True)
+        self.Promote = channel.unary_unary(
+                '/riskstream.v1.ModelAdmin/Promote',
+                request_serializer=riskstream_dot_v1_dot_scoring__pb2.PromoteRequest.SerializeToString,
+                response_deserializer=riskstream_dot_v1_dot_scoring__pb2.RolloutResponse.FromString,
+                _registered_method=True)
+        self.Rollback = channel.unary_unary(
+                '/riskstream.v1.ModelAdmin/Rollback',
+                request_serializer=riskstream_dot_v1_dot_scoring__pb2.RollbackRequest.SerializeToString,
+                response_deserializer=riskstream_dot_v1_dot_scoring__pb2.RolloutResponse.FromString,
+                _registered_method=True)
+
+
+class ModelAdminServicer:
+    """Model administration (role `admin`): the rollout of the versions a scorer holds.
+    Changes are applied by this scorer and published to `model-updates`, so every
+    scorer of the fleet converges on them.
+    """
+
+    def ListModels(self, request, context):
+        """Every loaded version with its role and traffic share.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetCanaryWeight(self, request, context):
+        """Set the canary's share of cards (0..1); 0 stops the canary.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Promote(self, request, context):
+        """Make a loaded version the champion (the old champion stays loaded as last-good).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rollback(self, request, context):
+        """Give the champion role back to the last-good version and stop the canary.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ModelAdminServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=riskstream_dot_v1_dot_scoring__pb2.ListModelsRequest.FromString,
+                    response_serializer=riskstream_dot_v1_dot_scoring__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'SetCanaryWeight': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCanaryWeight,
+                    request_deserializer=riskstream_dot_v1_dot_scoring__pb2.SetCanaryWeightRequest.FromString,
+                    response_serializer=riskstream_dot_v1_dot_scoring__pb2.RolloutResponse.SerializeToString,
+            ),
+            'Promote': grpc.unary_unary_rpc_method_handler(
+                    servicer.Promote,
+                    request_deserializer=riskstream_dot_v1_dot_scoring__pb2.PromoteRequest.FromString,
+                    response_serializer=riskstream_dot_v1_dot_scoring__pb2.RolloutResponse.SerializeToString,
+            ),
+            'Rollback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rollback,
+                    request_deserializer=riskstream_dot_v1_dot_scoring__pb2.RollbackRequest.FromString,
+                    response_serializer=riskstream_dot_v1_dot_scoring__pb2.RolloutResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'riskstream.v1.ModelAdmin', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('riskstream.v1.ModelAdmin', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ModelAdmin:
+    """Model administration (role `admin`): the rollout of the versions a scorer holds.
+    Changes are applied by this scorer and published to `model-updates`, so every
+    scorer of the fleet converges on them.
+    """
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/riskstream.v1.ModelAdmin/ListModels',
+            riskstream_dot_v1_dot_scoring__pb2.ListModelsRequest.SerializeToString,
+            riskstream_dot_v1_dot_scoring__pb2.ListModelsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCanaryWeight(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/riskstream.v1.ModelAdmin/SetCanaryWeight',
+            riskstream_dot_v1_dot_scoring__pb2.SetCanaryWeightRequest.SerializeToString,
+            riskstream_dot_v1_dot_scoring__pb2.RolloutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Promote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/riskstream.v1.ModelAdmin/Promote',
+            riskstream_dot_v1_dot_scoring__pb2.PromoteRequest.SerializeToString,
+            riskstream_dot_v1_dot_scoring__pb2.RolloutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rollback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/riskstream.v1.ModelAdmin/Rollback',
+            riskstream_dot_v1_dot_scoring__pb2.RollbackRequest.SerializeToString,
+            riskstream_dot_v1_dot_scoring__pb2.RolloutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
