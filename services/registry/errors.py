@@ -1,0 +1,53 @@
+"""Errors of the model registry.
+
+    RiskstreamError
+    └── ArtifactRejected   a model artifact failed verification; ``reason`` says why
+
+An artifact that fails any check is never served: callers keep their current model
+(or fall back to rules) and report ``reason`` in logs, metrics and the model-updates
+log, so they branch on ``reason``, never on the message text.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from services.common.errors import RiskstreamError
+
+
+class RejectReason(StrEnum):
+    """Machine-readable reasons an artifact is rejected (values are plain strings)."""
+
+    #: The metadata digest differs from the expected sha256, or a file's sha256
+    #: differs from the one recorded in the metadata.
+    SHA256_MISMATCH = "sha256_mismatch"
+    #: A public key is configured and the signature is missing or does not verify.
+    BAD_SIGNATURE = "bad_signature"
+    #: A model file cannot be parsed or loaded.
+    CORRUPT_MODEL = "corrupt_model"
+    #: The model's own input order (or width) differs from ``feature_names``.
+    FEATURE_ORDER_MISMATCH = "feature_order_mismatch"
+    #: The model was trained on another feature-set version than the one served.
+    FEATURE_SET_MISMATCH = "feature_set_mismatch"
+    #: A file of the artifact is absent.
+    MISSING_FILE = "missing_file"
+    #: ``metadata.json`` is malformed; the detail names the field.
+    BAD_METADATA = "bad_metadata"
+    #: The artifact URI has a scheme no store handles.
+    UNSUPPORTED_URI = "unsupported_uri"
+
+
+class ArtifactRejected(RiskstreamError):
+    """A model artifact failed verification and must not be served.
+
+    Not retryable: the same bytes fail the same way.
+
+    Attributes:
+        reason: one of :class:`RejectReason`'s values, e.g. ``"sha256_mismatch"``.
+        detail: human-readable specifics (which file, which field, which values).
+    """
+
+    def __init__(self, *, reason: str, detail: str) -> None:
+        super().__init__(f"artifact rejected ({reason}): {detail}", retryable=False)
+        self.reason = str(reason)
+        self.detail = detail
