@@ -1,0 +1,256 @@
+"""The scorer process: ``python -m services.scoring`` (``riskstream serve``).
+
+The one place that wires adapters to kernels: tokens, card-hash key, model store,
+loader, pool, ``model-updates`` follower, Redis reader, score publisher, servicers,
+health and reflection, and a graceful shutdown on SIGTERM / SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+
+import grpc
+import redis.asyncio
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from riskstream.oip.v2 import grpc_service_pb2, grpc_service_pb2_grpc
+from riskstream.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
+from services.common.events import encode
+from services.common.kafka import EventProducer, KafkaClientSettings
+from services.feature_store.online import RedisFeatureReader
+from services.registry.signing import load_public_key
+from services.registry.store import LocalArtifactStore
+from services.scoring.admin import RolloutAdmin
+from services.scoring.auth import TokenAuthority, write_local_key, write_local_tokens
+from services.scoring.config import ScoringConfig
+from services.scoring.inference_server import InferenceServicer
+from services.scoring.interceptors import ServingInterceptor
+from services.scoring.model_loader import LoaderSettings, ModelLoader
+from services.scoring.model_updates import KafkaModelUpdates
+from services.scoring.onnx_model import SessionSettings
+from services.scoring.pool import ModelPool, Snapshot
+from services.scoring.publisher import KafkaScorePublisher
+from services.scoring.routing import CardHasher
+from services.scoring.scorer import Scorer
+from services.scoring.server import FraudScoringServicer, ModelAdminServicer
+from services.scoring.telemetry import NullScoringTelemetry, ScoringTelemetry, prometheus_or_null
+from services.stack.config import local_kafka_settings
+
+log = logging.getLogger("services.scoring")
+
+#: How long start-up waits for the registry log before serving (rules meanwhile).
+CATCH_UP_TIMEOUT_S = 30.0
+SERVICES = (
+    "riskstream.v1.FraudScoring",
+    "riskstream.v1.ModelAdmin",
+    "inference.GRPCInferenceService",
+)
+
+
+class KafkaModelVersionSink:
+    """Publishes rollout transitions to ``model-updates`` (key ``model/version``)."""
+
+    def __init__(self, settings: KafkaClientSettings, topic: str) -> None:
+        self._producer = EventProducer(settings, linger_ms=0)
+        self._topic = topic
+
+    def publish(self, record: events_pb2.ModelVersion) -> None:
+        """Send one record and wait for the broker's acknowledgement."""
+        self._producer.send(
+            self._topic, encode(record), key=f"{record.model_name}/{record.version}"
+        )
+        self._producer.flush(10.0)
+
+
+@dataclass
+class Running:
+    """A started scorer: what tests and the CLI need to reach and stop it."""
+
+    server: aio.Server
+    port: int
+    pool: ModelPool
+    scorer: Scorer
+    updates: KafkaModelUpdates | None
+    publisher: KafkaScorePublisher | None
+    reader: RedisFeatureReader
+    health: health.aio.HealthServicer  # type: ignore[name-defined]
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Stop taking calls, finish the ones in flight, flush score events."""
+        for name in ("", *SERVICES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.stop(grace_s)
+        if self.updates is not None:
+            self.updates.close()
+        if self.publisher is not None:
+            left = await asyncio.to_thread(self.publisher.close)
+            if left:
+                log.warning("%d score events undelivered at shutdown", left)
+        await self.reader.aclose()
+
+
+def _telemetry_for(snapshot: Snapshot, telemetry: ScoringTelemetry) -> None:
+    roles: dict[str, str] = {}
+    for version in snapshot.models:
+        roles[version] = "loaded"
+    for model in snapshot.shadows:
+        roles[model.version] = "shadow"
+    if snapshot.canary is not None:
+        roles[snapshot.canary.version] = "canary"
+    if snapshot.champion is not None:
+        roles[snapshot.champion.version] = "champion"
+    telemetry.on_rollout(roles, snapshot.canary_weight if snapshot.canary else 0.0)
+
+
+async def start(
+    config: ScoringConfig,
+    *,
+    kafka: KafkaClientSettings | None = None,
+    telemetry: ScoringTelemetry | None = None,
+) -> Running:
+    """Build and start the scorer (returns once it listens).
+
+    Args:
+        config: the settings.
+        kafka: Kafka connection (default: the local stack's).
+        telemetry: metrics (default: Prometheus on ``config.metrics_port``).
+    """
+    telemetry = telemetry or (
+        prometheus_or_null(config.metrics_port) if config.metrics_port else NullScoringTelemetry()
+    )
+    kafka = kafka or local_kafka_settings("riskstream-scorer")
+    authority = None
+    if not config.allow_insecure:
+        if config.tokens_file is None:
+            raise SystemExit("no tokens file configured (RISKSTREAM_SCORING_TOKENS_FILE)")
+        if not config.tokens_file.exists():
+            write_local_tokens(config.tokens_file)
+        authority = TokenAuthority.from_file(config.tokens_file)
+    key_file = config.card_hash_key_file or config.state_dir / "scoring" / "card_hash.key"
+    hasher = CardHasher(write_local_key(key_file))
+
+    public_key = load_public_key(config.public_key_file) if config.public_key_file else None
+    loader = ModelLoader(
+        LocalArtifactStore(config.state_dir / "models"),
+        LoaderSettings(
+            session=SessionSettings(config.intra_op_threads, config.device),
+            max_batch_size=config.max_batch_size,
+            max_wait_us=config.max_wait_us,
+            public_key=public_key,
+        ),
+        on_batch=telemetry.on_batch,
+    )
+    pool = ModelPool(
+        config.model_name,
+        loader.load,
+        on_refused=lambda r: telemetry.on_model_refused(r.reason),
+        on_swapped=lambda s: _telemetry_for(s, telemetry),
+    )
+    updates = KafkaModelUpdates(kafka, config.model_updates_topic, pool)
+    updates.start()
+    caught_up = await asyncio.to_thread(updates.caught_up.wait, CATCH_UP_TIMEOUT_S)
+    if not caught_up:
+        log.warning(
+            "model-updates not replayed in %.0f s; serving rules meanwhile", CATCH_UP_TIMEOUT_S
+        )
+
+    publisher = KafkaScorePublisher(
+        kafka,
+        config.scores_topic,
+        capacity=config.score_buffer,
+        on_dropped=telemetry.on_score_event_dropped,
+    )
+    timeout_s = config.feature_timeout_ms / 1000.0
+    reader = RedisFeatureReader(
+        redis.asyncio.Redis.from_url(
+            config.redis_url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            max_connections=256,
+        )
+    )
+    scorer = Scorer(
+        pool=pool,
+        reader=reader,
+        publisher=publisher,
+        hasher=hasher,
+        telemetry=telemetry,
+        max_in_flight=config.max_in_flight,
+        min_deadline_ms=config.min_deadline_ms,
+    )
+    server = aio.server(
+        interceptors=[ServingInterceptor(authority, telemetry)],
+        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 << 20)],
+    )
+    scoring_pb2_grpc.add_FraudScoringServicer_to_server(FraudScoringServicer(scorer), server)
+    admin = RolloutAdmin(pool, KafkaModelVersionSink(kafka, config.model_updates_topic))
+    scoring_pb2_grpc.add_ModelAdminServicer_to_server(
+        ModelAdminServicer(admin, lambda: pool.snapshot), server
+    )
+    grpc_service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
+        InferenceServicer(config.model_name, lambda: pool.snapshot, config.max_batch_size), server
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (
+        scoring_pb2.DESCRIPTOR.services_by_name["FraudScoring"].full_name,
+        scoring_pb2.DESCRIPTOR.services_by_name["ModelAdmin"].full_name,
+        grpc_service_pb2.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(names, server)
+    address = f"{config.host}:{config.port}"
+    if config.tls_cert_file and config.tls_key_file:
+        credentials = grpc.ssl_server_credentials(
+            [(config.tls_key_file.read_bytes(), config.tls_cert_file.read_bytes())]
+        )
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
+    await server.start()
+    # Rules answer even before a champion exists, so the service is SERVING at once.
+    for name in ("", *SERVICES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    champion = pool.snapshot.champion
+    log.info(
+        "scorer listening on %s:%d (%s), champion %s",
+        config.host,
+        port,
+        "TLS" if config.tls_cert_file else "plaintext",
+        champion.version if champion else "none (rules)",
+    )
+    return Running(server, port, pool, scorer, updates, publisher, reader, health_servicer)
+
+
+async def serve(config: ScoringConfig) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    running = await start(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("scorer shutting down")
+    await running.stop()
+
+
+def main() -> None:
+    """Entry point of ``python -m services.scoring``."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(ScoringConfig.from_env()))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

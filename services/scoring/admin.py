@@ -1,0 +1,133 @@
+"""Rollout changes asked for through the ModelAdmin RPC.
+
+A change is checked against what this scorer holds, published to ``model-updates``
+(so every scorer of the fleet converges on it, and it survives restarts) and applied
+here at once through the same path as the log's records; when the record comes back
+from the log, applying it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from riskstream.v1 import events_pb2
+from services.scoring.errors import RolloutRefused
+from services.scoring.pool import ModelPool, Snapshot
+from services.scoring.rollout import CANARY, CHAMPION, VersionRecord
+
+log = logging.getLogger(__name__)
+
+ARCHIVED = events_pb2.MODEL_STATUS_ARCHIVED
+
+
+class ModelVersionSink(Protocol):
+    """Where transition records go (``model-updates``)."""
+
+    def publish(self, record: events_pb2.ModelVersion) -> None: ...
+
+
+def to_proto(record: VersionRecord) -> events_pb2.ModelVersion:
+    """A transition record for ``model-updates``."""
+    now = Timestamp()
+    now.GetCurrentTime()
+    message = events_pb2.ModelVersion(
+        model_name=record.model_name,
+        version=record.version,
+        status=record.status,  # type: ignore[arg-type]
+        artifact_uri=record.artifact_uri,
+        sha256=record.sha256,
+        signature=record.signature,
+        transition_reason=record.reason,
+    )
+    message.rollout.canary_weight = record.canary_weight
+    message.transition_time.CopyFrom(now)
+    return message
+
+
+def from_proto(message: events_pb2.ModelVersion) -> VersionRecord:
+    """The rollout's view of a ``model-updates`` record."""
+    return VersionRecord(
+        model_name=message.model_name,
+        version=message.version,
+        status=message.status,
+        artifact_uri=message.artifact_uri,
+        sha256=message.sha256,
+        signature=message.signature,
+        canary_weight=message.rollout.canary_weight,
+        reason=message.transition_reason,
+    )
+
+
+class RolloutAdmin:
+    """Promote, canary weight and rollback, for one scorer's pool.
+
+    Args:
+        pool: the scorer's models.
+        sink: publishes transitions (None: apply locally only).
+    """
+
+    def __init__(self, pool: ModelPool, sink: ModelVersionSink | None) -> None:
+        self._pool = pool
+        self._sink = sink
+
+    def _known(self, version: str) -> VersionRecord:
+        record = self._pool.record(version)
+        if record is None:
+            raise RolloutRefused(f"version {version!r} is not in the registry log")
+        return record
+
+    async def promote(self, version: str, reason: str) -> Snapshot:
+        """Make ``version`` the champion."""
+        base = self._known(version)
+        return await self._apply([_with(base, CHAMPION, reason or "promoted by admin")])
+
+    async def set_canary_weight(self, version: str, weight: float, reason: str) -> Snapshot:
+        """Route ``weight`` of the cards to ``version`` (0 stops the canary)."""
+        if not 0.0 <= weight <= 1.0:
+            raise RolloutRefused(f"weight {weight} is outside [0, 1]")
+        base = self._known(version)
+        if self._pool.snapshot.champion and self._pool.snapshot.champion.version == version:
+            raise RolloutRefused(f"{version} is the champion; it cannot be its own canary")
+        status = CANARY if weight > 0 else ARCHIVED
+        record = _with(base, status, reason or f"canary weight {weight} by admin")
+        record = VersionRecord(**{**_fields(record), "canary_weight": weight})
+        return await self._apply([record])
+
+    async def rollback(self, reason: str) -> Snapshot:
+        """Give the champion role back to the last-good version; stop the canary."""
+        snap = self._pool.snapshot
+        reason = reason or "rolled back by admin"
+        records: list[VersionRecord] = []
+        if snap.canary is not None:
+            records.append(_with(self._known(snap.canary.version), ARCHIVED, reason))
+        if snap.last_good is not None and snap.champion is not None:
+            records.append(_with(self._known(snap.last_good.version), CHAMPION, reason))
+            records.append(_with(self._known(snap.champion.version), ARCHIVED, reason))
+        if not records:
+            raise RolloutRefused("nothing to roll back: no canary and no last-good version")
+        return await self._apply(records)
+
+    async def _apply(self, records: list[VersionRecord]) -> Snapshot:
+        if self._sink is not None:
+            for record in records:
+                self._sink.publish(to_proto(record))
+        refusals = await asyncio.to_thread(self._pool.apply, records)
+        if refusals:
+            raise RolloutRefused(
+                "; ".join(f"{r.version} refused ({r.reason}): {r.detail}" for r in refusals)
+            )
+        for record in records:
+            log.info("rollout: %s -> %s (%s)", record.version, record.status, record.reason)
+        return self._pool.snapshot
+
+
+def _fields(record: VersionRecord) -> dict[str, object]:
+    return {name: getattr(record, name) for name in VersionRecord.__slots__}
+
+
+def _with(base: VersionRecord, status: int, reason: str) -> VersionRecord:
+    return VersionRecord(**{**_fields(base), "status": status, "reason": reason})  # type: ignore[arg-type]

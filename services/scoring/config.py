@@ -1,0 +1,130 @@
+"""Settings of the scorer (``RISKSTREAM_SCORING_*``), read once in ``__main__``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from services.common.errors import ConfigError
+from services.stack.config import load_stack_config
+
+_PREFIX = "RISKSTREAM_SCORING_"
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """How the scorer listens, batches, reads features and publishes.
+
+    Attributes:
+        host: gRPC bind address (127.0.0.1 by default: loopback only).
+        port: gRPC port.
+        metrics_port: Prometheus endpoint port (0: no endpoint).
+        redis_url: the online store.
+        feature_timeout_ms: Redis socket timeout, milliseconds; past it the request
+            falls back to rules.
+        max_batch_size: rows per ONNX Runtime call.
+        max_wait_us: how long a batch waits for more rows, microseconds; 0 runs the
+            batch on the next event-loop turn (it then holds every request that
+            arrived meanwhile).
+        max_in_flight: requests admitted at once; beyond it RESOURCE_EXHAUSTED.
+        intra_op_threads: ONNX Runtime threads per session.
+        device: "cpu", "cuda" or "auto" (CUDA when a GPU and a GPU form are there).
+        model_name: the model this scorer serves.
+        model_updates_topic: the registry's event log.
+        scores_topic: where every decision is published.
+        score_buffer: score events held while Kafka is slow or down; beyond it
+            events are dropped and counted.
+        min_deadline_ms: a caller deadline shorter than this goes straight to rules.
+        state_dir: local state (tokens, card-hash key) of the local stack.
+        tokens_file: JSON ``{"score": TOKEN, "admin": TOKEN}``; None: no auth
+            (refused unless ``allow_insecure``).
+        card_hash_key_file: secret key of the card-id hash (routing and score events).
+        tls_cert_file: server certificate (PEM); with tls_key_file enables TLS.
+        tls_key_file: server private key (PEM).
+        public_key_file: ed25519 key that artifacts must be signed with (None: sha256 only).
+        allow_insecure: serve without tokens (tests, never the stack).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    metrics_port: int = 9102
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    feature_timeout_ms: float = 25.0
+    max_batch_size: int = 64
+    max_wait_us: int = 0
+    max_in_flight: int = 1024
+    intra_op_threads: int = 1
+    device: str = "auto"
+    model_name: str = "fraud-xgb"
+    model_updates_topic: str = "model-updates"
+    scores_topic: str = "scores"
+    score_buffer: int = 50_000
+    min_deadline_ms: float = 3.0
+    state_dir: Path = Path(".state")
+    tokens_file: Path | None = None
+    card_hash_key_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    public_key_file: Path | None = None
+    allow_insecure: bool = False
+
+    def __post_init__(self) -> None:
+        if self.device not in {"cpu", "cuda", "auto"}:
+            raise ConfigError(f"{_PREFIX}DEVICE: {self.device!r} is not cpu, cuda or auto")
+        for name in ("max_batch_size", "max_in_flight", "intra_op_threads", "score_buffer"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{_PREFIX}{name.upper()}: must be positive")
+        if self.max_wait_us < 0 or self.feature_timeout_ms <= 0 or self.min_deadline_ms < 0:
+            raise ConfigError(f"{_PREFIX}*: timeouts must not be negative")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ConfigError(f"{_PREFIX}TLS_CERT_FILE and TLS_KEY_FILE go together")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ScoringConfig:
+        """Read ``RISKSTREAM_SCORING_*`` over the local stack's ports and state directory.
+
+        Unknown keys with the prefix are errors. Defaults: Redis and the metrics port
+        of the stack configuration; tokens and the card-hash key in
+        ``$RISKSTREAM_HOME/scoring`` (written by ``riskstream up``).
+
+        Raises:
+            ConfigError: an unknown key or a value of the wrong type.
+        """
+        env = os.environ if env is None else env
+        stack = load_stack_config(env)
+        scoring_dir = stack.state_dir / "scoring"
+        values: dict[str, object] = {
+            "redis_url": f"redis://127.0.0.1:{stack.redis.port}/0",
+            "metrics_port": stack.metrics_ports.get("scoring", 9102),
+            "state_dir": stack.state_dir,
+            "tokens_file": scoring_dir / "tokens.json",
+            "card_hash_key_file": scoring_dir / "card_hash.key",
+        }
+        types = {f.name: f.type for f in fields(cls)}
+        for key, raw in env.items():
+            if not key.startswith(_PREFIX):
+                continue
+            name = key[len(_PREFIX) :].lower()
+            if name not in types:
+                raise ConfigError(f"unknown setting {key}")
+            values[name] = _parse(key, raw, str(types[name]))
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse(key: str, raw: str, type_name: str) -> object:
+    try:
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+        if type_name == "bool":
+            if raw.lower() not in {"1", "0", "true", "false", "yes", "no"}:
+                raise ValueError(raw)
+            return raw.lower() in {"1", "true", "yes"}
+        if "Path" in type_name:
+            return Path(raw) if raw else None
+        return raw
+    except ValueError as exc:
+        raise ConfigError(f"{key}={raw!r} is not a valid {type_name}") from exc

@@ -1,0 +1,180 @@
+"""Turns a ``model-updates`` record into a verified, warmed-up :class:`ServedModel`.
+
+Nothing half-loaded is ever served: a model is verified (sha256 of every file,
+signature when a public key is configured, feature-set version, feature order),
+loaded into ONNX Runtime, checked against XGBoost's own probabilities on a few
+rows and run once at every batch size it will see, before the pool may route to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from services.feature_store.definitions import FEATURE_SET_VERSION
+from services.registry.artifact import LoadedArtifact, load_artifact
+from services.registry.errors import ArtifactRejected, RejectReason
+from services.registry.metadata import ModelMetadata
+from services.registry.store import LocalArtifactStore
+from services.scoring.batching import MicroBatcher, Rows, Scores
+from services.scoring.onnx_model import (
+    OnnxModel,
+    SessionSettings,
+    XgbExplainer,
+    choose_device,
+    cuda_available,
+)
+from services.scoring.rollout import VersionRecord
+from services.scoring.vectorize import VectorLayout
+
+log = logging.getLogger(__name__)
+
+#: Largest |p_onnx - p_xgboost| accepted at load time (the export's parity bound).
+PARITY_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """One loaded model version, ready for traffic.
+
+    Attributes:
+        metadata: the artifact's metadata (name, version, features, thresholds).
+        digest: the artifact's sha256 (its identity).
+        layout: builds the input row in the model's feature order.
+        onnx: the ONNX Runtime session.
+        explainer: per-feature contributions for reason codes.
+        batcher: groups concurrent rows into one inference call.
+        loaded_at: when it became ready.
+    """
+
+    metadata: ModelMetadata
+    digest: str
+    layout: VectorLayout
+    onnx: OnnxModel
+    explainer: XgbExplainer
+    batcher: MicroBatcher
+    loaded_at: datetime
+
+    @property
+    def version(self) -> str:
+        """The model version."""
+        return self.metadata.version
+
+    def predict(self, rows: Rows) -> Scores:
+        """Calibrated scores of a batch (bypasses the batcher: OIP ModelInfer, tests)."""
+        return self.metadata.calibration.apply(self.onnx.predict(rows))
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    """How models are loaded and batched."""
+
+    session: SessionSettings = field(default_factory=SessionSettings)
+    max_batch_size: int = 64
+    max_wait_us: int = 0
+    public_key: Ed25519PublicKey | None = None
+
+
+class ModelLoader:
+    """Loads artifacts from the local store (``file://`` URIs).
+
+    Args:
+        store: where artifact URIs resolve.
+        settings: sessions, batching and the signature key.
+        on_batch: metrics hook (version, rows, seconds) for every inference call.
+    """
+
+    def __init__(
+        self,
+        store: LocalArtifactStore,
+        settings: LoaderSettings,
+        on_batch: object | None = None,
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._on_batch = on_batch
+
+    def load(self, record: VersionRecord) -> ServedModel:
+        """Verify, load and warm up the artifact a record names.
+
+        Raises:
+            ArtifactRejected: the artifact failed a check; nothing was loaded.
+        """
+        artifact = load_artifact(
+            self._store.resolve(record.artifact_uri),
+            expected_sha256=record.sha256,
+            public_key=self._settings.public_key,
+            signature=record.signature or None,
+            expected_feature_set_version=FEATURE_SET_VERSION,
+        )
+        meta = artifact.metadata
+        if meta.version != record.version or meta.model_name != record.model_name:
+            raise ArtifactRejected(
+                reason=RejectReason.BAD_METADATA,
+                detail=f"artifact is {meta.model_name}:{meta.version}, "
+                f"record names {record.model_name}:{record.version}",
+            )
+        return self._build(artifact)
+
+    def _build(self, artifact: LoadedArtifact) -> ServedModel:
+        meta = artifact.metadata
+        try:
+            layout = VectorLayout(meta.feature_names)
+        except ValueError as exc:
+            raise ArtifactRejected(reason=RejectReason.BAD_METADATA, detail=str(exc)) from exc
+        device = choose_device(
+            self._settings.session.device, cuda_available=cuda_available(), has_gpu_form=False
+        )
+        onnx = OnnxModel(
+            artifact.onnx_bytes,
+            input_name=meta.input_name,
+            output_name=meta.output_name,
+            output_index=meta.output_index,
+            width=len(meta.feature_names),
+            settings=SessionSettings(self._settings.session.intra_op_threads, device),
+        )
+        explainer = XgbExplainer(artifact.xgb_json_bytes, meta.feature_names)
+        _check_parity(onnx, explainer, len(meta.feature_names))
+        calibration = meta.calibration
+
+        def run(rows: Rows) -> Scores:
+            return calibration.apply(onnx.predict(rows))
+
+        hook = self._on_batch
+        batcher = MicroBatcher(
+            run,
+            max_batch_size=self._settings.max_batch_size,
+            max_wait_us=self._settings.max_wait_us,
+            on_batch=(lambda n, s: hook(meta.version, n, s)) if callable(hook) else None,
+        )
+        for size in sorted({1, self._settings.max_batch_size}):  # warm-up
+            run(np.zeros((size, len(meta.feature_names)), dtype=np.float32))
+        log.info(
+            "model %s:%s loaded (%s, digest %s, providers %s)",
+            meta.model_name,
+            meta.version,
+            device,
+            artifact.digest[:12],
+            ",".join(onnx.providers),
+        )
+        return ServedModel(
+            meta, artifact.digest, layout, onnx, explainer, batcher, datetime.now(UTC)
+        )
+
+
+def _check_parity(onnx: OnnxModel, explainer: XgbExplainer, width: int) -> None:
+    """The ONNX model must score like XGBoost's own model (catches a swapped file)."""
+    rng = np.random.default_rng(7)
+    rows = rng.gamma(2.0, 20.0, size=(16, width)).astype(np.float32)
+    p_onnx = onnx.predict(rows)
+    p_xgb = explainer.probabilities(rows)
+    worst = float(np.max(np.abs(p_onnx - p_xgb)))
+    if not worst <= PARITY_TOLERANCE:
+        raise ArtifactRejected(
+            reason=RejectReason.CORRUPT_MODEL,
+            detail=f"ONNX and XGBoost disagree by {worst:.2e} (> {PARITY_TOLERANCE})",
+        )

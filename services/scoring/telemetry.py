@@ -1,0 +1,175 @@
+"""The scorer's metrics: domain-named hooks and their Prometheus adapter.
+
+RPC latency and status counts are observed by the interceptor
+(:meth:`ScoringTelemetry.on_rpc`); the request path reports what it decided.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
+)  # fmt: skip
+
+
+class ScoringTelemetry(Protocol):
+    """What the scorer reports."""
+
+    def on_rpc(self, method: str, code: str, seconds: float) -> None: ...
+    def on_scored(self, route: str, version: str, decision: str, seconds: float) -> None: ...
+    def on_features(self, seconds: float) -> None: ...
+    def on_batch(self, version: str, rows: int, seconds: float) -> None: ...
+    def on_fallback(self, reason: str) -> None: ...
+    def on_score_event_dropped(self, n: int) -> None: ...
+    def on_model_refused(self, reason: str) -> None: ...
+    def on_rollout(self, versions: dict[str, str], canary_weight: float) -> None: ...
+    def set_in_flight(self, n: int) -> None: ...
+
+
+class NullScoringTelemetry:
+    """Reports nothing (tests)."""
+
+    def on_rpc(self, method: str, code: str, seconds: float) -> None:
+        """Ignore."""
+
+    def on_scored(self, route: str, version: str, decision: str, seconds: float) -> None:
+        """Ignore."""
+
+    def on_features(self, seconds: float) -> None:
+        """Ignore."""
+
+    def on_batch(self, version: str, rows: int, seconds: float) -> None:
+        """Ignore."""
+
+    def on_fallback(self, reason: str) -> None:
+        """Ignore."""
+
+    def on_score_event_dropped(self, n: int) -> None:
+        """Ignore."""
+
+    def on_model_refused(self, reason: str) -> None:
+        """Ignore."""
+
+    def on_rollout(self, versions: dict[str, str], canary_weight: float) -> None:
+        """Ignore."""
+
+    def set_in_flight(self, n: int) -> None:
+        """Ignore."""
+
+
+class PrometheusScoringTelemetry:
+    """prometheus-client metrics, served on the scorer's metrics port."""
+
+    def __init__(self, port: int | None) -> None:
+        from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+        self._rpc = Histogram(
+            "riskstream_scoring_rpc_seconds",
+            "gRPC handling time by method and status code",
+            ["method", "code"],
+            buckets=_LATENCY_BUCKETS,
+        )
+        self._errors = Counter(
+            "riskstream_scoring_rpc_errors_total", "RPCs that ended in error, by code", ["code"]
+        )
+        self._scored = Histogram(
+            "riskstream_scoring_decision_seconds",
+            "Time to decide, by route and model version",
+            ["route", "model_version"],
+            buckets=_LATENCY_BUCKETS,
+        )
+        self._decisions = Counter(
+            "riskstream_scoring_decisions_total", "Decisions by route and outcome",
+            ["route", "decision"],
+        )  # fmt: skip
+        self._features = Histogram(
+            "riskstream_scoring_feature_fetch_seconds",
+            "Redis feature read (one round trip)",
+            buckets=_LATENCY_BUCKETS,
+        )
+        self._inference = Histogram(
+            "riskstream_scoring_inference_seconds",
+            "ONNX Runtime call per batch, by model version",
+            ["model_version"],
+            buckets=_LATENCY_BUCKETS,
+        )
+        self._batch = Histogram(
+            "riskstream_scoring_batch_rows",
+            "Rows per inference call",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+        )
+        self._fallbacks = Counter(
+            "riskstream_scoring_fallbacks_total", "Rule-based decisions, by reason", ["reason"]
+        )
+        self._dropped = Counter(
+            "riskstream_scoring_score_events_dropped_total",
+            "Score events dropped because the publish buffer was full",
+        )
+        self._refused = Counter(
+            "riskstream_scoring_models_refused_total", "Artifacts refused, by reason", ["reason"]
+        )
+        self._loaded = Gauge(
+            "riskstream_scoring_model_loaded",
+            "1 for each loaded version, labelled by its role",
+            ["model_version", "role"],
+        )
+        self._canary_weight = Gauge("riskstream_scoring_canary_weight", "Canary share of cards")
+        self._in_flight = Gauge("riskstream_scoring_in_flight", "Requests being handled")
+        if port:
+            start_http_server(port, addr="127.0.0.1")
+
+    def on_rpc(self, method: str, code: str, seconds: float) -> None:
+        """Observe one RPC."""
+        self._rpc.labels(method, code).observe(seconds)
+        if code != "OK":
+            self._errors.labels(code).inc()
+
+    def on_scored(self, route: str, version: str, decision: str, seconds: float) -> None:
+        """Observe one decision."""
+        self._scored.labels(route, version).observe(seconds)
+        self._decisions.labels(route, decision).inc()
+
+    def on_features(self, seconds: float) -> None:
+        """Observe one feature read."""
+        self._features.observe(seconds)
+
+    def on_batch(self, version: str, rows: int, seconds: float) -> None:
+        """Observe one inference call."""
+        self._inference.labels(version).observe(seconds)
+        self._batch.observe(rows)
+
+    def on_fallback(self, reason: str) -> None:
+        """Count one fallback."""
+        self._fallbacks.labels(reason).inc()
+
+    def on_score_event_dropped(self, n: int) -> None:
+        """Count dropped score events."""
+        self._dropped.inc(n)
+
+    def on_model_refused(self, reason: str) -> None:
+        """Count one refused artifact."""
+        self._refused.labels(reason).inc()
+
+    def on_rollout(self, versions: dict[str, str], canary_weight: float) -> None:
+        """Replace the loaded-versions gauge (version → role) and the canary weight."""
+        self._loaded.clear()
+        for version, role in versions.items():
+            self._loaded.labels(version, role).set(1)
+        self._canary_weight.set(canary_weight)
+
+    def set_in_flight(self, n: int) -> None:
+        """Current requests in flight (queue depth)."""
+        self._in_flight.set(n)
+
+
+def prometheus_or_null(port: int) -> ScoringTelemetry:
+    """Prometheus metrics on ``port``, or none when the port is taken (logged)."""
+    try:
+        return PrometheusScoringTelemetry(port)
+    except OSError as exc:
+        log.warning("metrics port %d unavailable (%s); scorer metrics disabled", port, exc)
+        return NullScoringTelemetry()
