@@ -1,0 +1,56 @@
+"""Request-time fold-in equals the stream's own features when no window expired."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from services.feature_store.definitions import CARD_FEATURES, REQUEST_FEATURES
+from services.feature_store.reference import reference_features
+from services.scoring.vectorize import EMPTY, Request, Stored, VectorLayout
+
+#: Features that folding reproduces exactly while every earlier event is in-window.
+EXACT = tuple(
+    n
+    for n in (*REQUEST_FEATURES, *CARD_FEATURES)
+    if not n.startswith("card_distinct_terminals")
+)
+
+
+def test_folding_the_next_event_onto_the_stored_row_gives_the_streams_row() -> None:
+    rng = np.random.default_rng(3)
+    n = 40
+    t0 = 1_700_000_000_000
+    times = t0 + np.cumsum(rng.integers(1_000, 20_000, size=n))  # all within 10 minutes
+    tx = pd.DataFrame(
+        {
+            "transaction_id": [f"tx{i}" for i in range(n)],
+            "card_id": ["c1"] * n,
+            "terminal_id": [f"t{i % 3}" for i in range(n)],
+            "amount": rng.gamma(2.0, 40.0, size=n).round(2),
+            "event_time": times,
+        }
+    )
+    ref = reference_features(tx)
+    layout = VectorLayout(EXACT)
+    for k in range(n):
+        stored = (
+            EMPTY
+            if k == 0
+            else Stored(ref.loc[k - 1, list(CARD_FEATURES)].to_dict(), int(times[k - 1]))
+        )
+        row = layout.build(Request(float(tx.amount[k]), int(times[k])), stored, EMPTY)
+        expected = ref.loc[k, list(EXACT)].to_numpy(dtype=float)
+        assert row == pytest.approx(expected, rel=1e-9, abs=1e-9), f"event {k}"
+
+
+def test_unknown_feature_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="not a riskstream feature"):
+        VectorLayout(("tx_amount", "shoe_size"))
+
+
+def test_terminal_counts_include_the_transaction_and_delayed_risk_does_not() -> None:
+    layout = VectorLayout(("terminal_tx_count_1d", "terminal_risk_7d"))
+    terminal = Stored({"terminal_tx_count_1d": 4.0, "terminal_risk_7d": 0.25}, 0)
+    assert layout.build(Request(1.0, 1), EMPTY, terminal) == [5.0, 0.25]
