@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from services.cli import feature_commands, stack_commands, stream_commands
+from services.cli import feature_commands, model_commands, stack_commands, stream_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack_commands.add_parsers(sub)
     stream_commands.add_parsers(sub)
     feature_commands.add_parsers(sub)
+    model_commands.add_parsers(sub)
     return parser
 
 

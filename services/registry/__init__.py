@@ -7,7 +7,8 @@ optionally signed (ed25519 over the digest). Rooms:
 * :mod:`~services.registry.metadata` — :class:`ModelMetadata` (kernel).
 * :mod:`~services.registry.calibration` — :class:`Calibration` (kernel).
 * :mod:`~services.registry.artifact` — :func:`write_artifact`, :func:`load_artifact`.
-* :mod:`~services.registry.store` — :class:`LocalArtifactStore` (``file://`` URIs).
+* :mod:`~services.registry.store` — :class:`LocalArtifactStore` (``file://`` URIs);
+  import it from there (it reads the stack configuration).
 * :mod:`~services.registry.signing` — ed25519 keys, :func:`sign_digest`,
   :func:`verify_digest`.
 * :mod:`~services.registry.publish` — :class:`KafkaModelVersionPublisher`
@@ -35,7 +36,6 @@ from services.registry.signing import (
     sign_digest,
     verify_digest,
 )
-from services.registry.store import LocalArtifactStore, default_model_root
 
 __all__ = [
     "METADATA_FILE",
@@ -44,12 +44,10 @@ __all__ = [
     "ArtifactRejected",
     "Calibration",
     "LoadedArtifact",
-    "LocalArtifactStore",
     "ModelMetadata",
     "RejectReason",
     "Thresholds",
     "TimeWindow",
-    "default_model_root",
     "generate_key_pair",
     "key_id",
     "load_artifact",

@@ -55,6 +55,7 @@ class LocalArtifactStore:
             # Copy beside the target, then rename: readers never see half an artifact.
             staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=self.root))
             try:
+                staging.chmod(0o755)  # mkdtemp's 0700 would hide it from a scorer's user
                 for item in sorted(source_dir.iterdir()):
                     if item.is_file():
                         shutil.copyfile(item, staging / item.name)

@@ -1,0 +1,35 @@
+"""Trainer settings: environment prefix, unknown keys, day arithmetic."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.common.errors import ConfigError
+from services.trainer.config import TrainerConfig
+
+
+def test_defaults_split_forty_days() -> None:
+    config = TrainerConfig()
+    assert (config.days, config.gap_days, config.train_days) == (40, 7, 18)
+
+
+def test_environment_then_overrides() -> None:
+    env = {"RISKSTREAM_TRAINER_DAYS": "30", "RISKSTREAM_TRAINER_LEARNING_RATE": "0.2", "X": "1"}
+    config = TrainerConfig.from_env(env, trees=10, seed=None)
+    assert (config.days, config.learning_rate, config.trees, config.seed) == (30, 0.2, 10, 0)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"RISKSTREAM_TRAINER_DAYZ": "30"},
+        {"RISKSTREAM_TRAINER_DAYS": "many"},
+        {"RISKSTREAM_TRAINER_DAYS": "20"},  # nothing left to train on
+        {"RISKSTREAM_TRAINER_REVIEW_RATE": "0"},
+        {"RISKSTREAM_TRAINER_TREES": "0"},
+        {"RISKSTREAM_TRAINER_MODEL_NAME": ""},
+    ],
+)
+def test_bad_settings_are_rejected(env: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        TrainerConfig.from_env(env)
