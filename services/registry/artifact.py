@@ -108,20 +108,34 @@ def _read(directory: Path, name: str) -> bytes:
         ) from exc
 
 
+def _json_after(data: bytes, key: bytes) -> object:
+    """The JSON value after the first ``"key":`` in ``data`` (KeyError when absent).
+
+    Scorers verify artifacts while serving: parsing a whole model JSON (megabytes for
+    a few hundred trees) would hold the GIL for tens of milliseconds, so only the
+    learner's small fields are decoded.
+    """
+    start = data.find(b'"' + key + b'":')
+    if start < 0:
+        raise KeyError(key.decode())
+    text = data[start + len(key) + 3 : start + len(key) + 3 + (1 << 20)].decode("utf-8", "replace")
+    value, _ = json.JSONDecoder().raw_decode(text.lstrip())
+    return value
+
+
 def _xgb_feature_names(xgb_json_bytes: bytes) -> list[str]:
     try:
-        model = json.loads(xgb_json_bytes)
-        learner = model["learner"]
-        names = learner.get("feature_names", [])
-        width = int(learner["learner_model_param"]["num_feature"])
+        names = _json_after(xgb_json_bytes, b"feature_names")
+        width = int(_json_after(xgb_json_bytes, b"num_feature"))  # type: ignore[call-overload]
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ArtifactRejected(
             reason=RejectReason.CORRUPT_MODEL, detail=f"{XGB_FILE} is not an XGBoost JSON model"
         ) from exc
     if not isinstance(names, list) or (names and len(names) != width):
+        count = len(names) if isinstance(names, list) else 0
         raise ArtifactRejected(
             reason=RejectReason.CORRUPT_MODEL,
-            detail=f"{XGB_FILE} lists {len(names)} feature names for {width} features",
+            detail=f"{XGB_FILE} lists {count} feature names for {width} features",
         )
     return [str(n) for n in names] or [f"f{i}" for i in range(width)]
 

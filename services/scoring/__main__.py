@@ -174,7 +174,8 @@ async def start(
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             max_connections=256,
-        )
+        ),
+        project=config.feature_project,
     )
     scorer = Scorer(
         pool=pool,

@@ -121,7 +121,8 @@ class RolloutAdmin:
                 "; ".join(f"{r.version} refused ({r.reason}): {r.detail}" for r in refusals)
             )
         for record in records:
-            log.info("rollout: %s -> %s (%s)", record.version, record.status, record.reason)
+            status = events_pb2.ModelStatus.Name(record.status)  # type: ignore[arg-type]
+            log.info("rollout: %s -> %s (%s)", record.version, status, record.reason)
         return self._pool.snapshot
 
 

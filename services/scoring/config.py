@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from services.common.errors import ConfigError
+from services.feature_store.redis_layout import PROJECT
 from services.stack.config import load_stack_config
 
 _PREFIX = "RISKSTREAM_SCORING_"
@@ -22,6 +23,7 @@ class ScoringConfig:
         port: gRPC port.
         metrics_port: Prometheus endpoint port (0: no endpoint).
         redis_url: the online store.
+        feature_project: Feast project of the online store (the Redis key suffix).
         feature_timeout_ms: Redis socket timeout, milliseconds; past it the request
             falls back to rules.
         max_batch_size: rows per ONNX Runtime call.
@@ -51,7 +53,8 @@ class ScoringConfig:
     port: int = 50051
     metrics_port: int = 9102
     redis_url: str = "redis://127.0.0.1:6379/0"
-    feature_timeout_ms: float = 25.0
+    feature_project: str = PROJECT
+    feature_timeout_ms: float = 50.0
     max_batch_size: int = 64
     max_wait_us: int = 0
     max_in_flight: int = 1024

@@ -123,6 +123,7 @@ class Scorer:
         self._min_deadline_s = min_deadline_ms / 1000.0
         self.in_flight = 0
         self._background: set[asyncio.Future[float]] = set()
+        self._failures: dict[str, int] = {}
 
     async def score(
         self, tx: Transaction, *, explain: bool = False, time_remaining_s: float | None = None
@@ -153,7 +154,7 @@ class Scorer:
             features = await self._reader.read(tx.card_id, tx.terminal_id)
             self._telemetry.on_features(time.perf_counter() - fetched)
         except (OnlineStoreError, FeatureLayoutError) as exc:
-            log.debug("features unavailable: %s", exc)
+            self._warn("features unavailable", exc)
             return self._fallback(tx, "features_unavailable", None, started, now_ms, pseudonym)
         if snap.champion is None:
             return self._fallback(tx, "no_model", features, started, now_ms, pseudonym)
@@ -167,7 +168,7 @@ class Scorer:
         try:
             score = await model.batcher.submit(row)
         except Exception as exc:  # noqa: BLE001 (a model error must end in rules, not an error)
-            log.warning("model %s failed: %s", model.version, exc)
+            self._warn(f"model {model.version} failed", exc)
             return self._fallback(tx, "model_error", features, started, now_ms, pseudonym)
         decision = decide(score, model.metadata.thresholds)
         reasons: tuple[Reason, ...] = ()
@@ -195,6 +196,13 @@ class Scorer:
             features.card.found, features.terminal.found, model.metadata.feature_set_version,
             "", latency_ms, now_ms,
         )  # fmt: skip
+
+    def _warn(self, what: str, exc: Exception) -> None:
+        """Log the first failure of a kind and then every 1,000th (metrics count them all)."""
+        count = self._failures.get(what, 0) + 1
+        self._failures[what] = count
+        if count == 1 or count % 1_000 == 0:
+            log.warning("%s (%d so far): %r; falling back to rules", what, count, exc)
 
     async def _explain(self, model: ServedModel, row: list[float]) -> tuple[Reason, ...]:
         loop = asyncio.get_running_loop()

@@ -200,3 +200,69 @@ class ListPublisher:
     def publish(self, record: ScoreRecord) -> None:
         """Keep it."""
         self.records.append(record)
+
+
+class ScorerProcess:
+    """``python -m services.scoring`` in a subprocess, configured by environment.
+
+    The scorer gets a process (and a GIL) of its own, as in production, so clients
+    in the test process cannot stall its event loop.
+
+    Args:
+        env: ``RISKSTREAM_*`` settings on top of the current environment.
+        log_path: where the scorer's output goes.
+        timeout_s: how long to wait for its health service to answer SERVING.
+    """
+
+    def __init__(self, env: Mapping[str, str], log_path: Path, timeout_s: float = 60.0) -> None:
+        import os
+        import socket
+        import subprocess
+        import sys
+        import time
+
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        full_env = {**os.environ, **env, "RISKSTREAM_SCORING_PORT": str(self.port)}
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.scoring"],
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.log_path = log_path
+        deadline = time.monotonic() + timeout_s
+        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"scorer exited: {log_path.read_text()[-3000:]}")
+                try:
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                except grpc.RpcError:
+                    pass
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"scorer not SERVING in {timeout_s} s: {log_path}")
+                time.sleep(0.2)
+
+    def stop(self, timeout_s: float = 20.0) -> int:
+        """SIGTERM, wait for the graceful shutdown; returns the exit code."""
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
+        return int(self.process.returncode)

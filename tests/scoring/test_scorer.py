@@ -53,7 +53,9 @@ def tx(i: int = 0, amount: float = 120.0, card: str = "card-1") -> Transaction:
 
 @pytest.fixture
 def reader() -> StaticFeatureReader:
-    return StaticFeatureReader({"card-1": CARD}, {"term-1": TERMINAL}, event_time_ms=NOW_MS - 60_000)
+    return StaticFeatureReader(
+        {"card-1": CARD}, {"term-1": TERMINAL}, event_time_ms=NOW_MS - 60_000
+    )
 
 
 def test_score_equals_xgboosts_own_probability_on_the_same_features(
@@ -123,12 +125,15 @@ def test_every_failure_of_the_model_path_falls_back_to_rules(
     decided = asyncio.run(scorer.score(tx(amount=25_000.0), time_remaining_s=remaining))
     assert decided.route == FALLBACK
     assert decided.decision == events_pb2.DECISION_DECLINE  # amount rule
-    assert decided.fallback_reason == {
-        "redis_down": "features_unavailable",
-        "no_model": "no_model",
-        "deadline": "deadline",
-        "model_error": "model_error",
-    }[cause]
+    assert (
+        decided.fallback_reason
+        == {
+            "redis_down": "features_unavailable",
+            "no_model": "no_model",
+            "deadline": "deadline",
+            "model_error": "model_error",
+        }[cause]
+    )
     assert publisher.records[-1].route == FALLBACK
 
 

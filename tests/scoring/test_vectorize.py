@@ -12,9 +12,7 @@ from services.scoring.vectorize import EMPTY, Request, Stored, VectorLayout
 
 #: Features that folding reproduces exactly while every earlier event is in-window.
 EXACT = tuple(
-    n
-    for n in (*REQUEST_FEATURES, *CARD_FEATURES)
-    if not n.startswith("card_distinct_terminals")
+    n for n in (*REQUEST_FEATURES, *CARD_FEATURES) if not n.startswith("card_distinct_terminals")
 )
 
 
