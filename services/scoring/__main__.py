@@ -45,8 +45,6 @@ from services.stack.config import local_kafka_settings
 
 log = logging.getLogger("services.scoring")
 
-#: How long start-up waits for the registry log before serving (rules meanwhile).
-CATCH_UP_TIMEOUT_S = 30.0
 SERVICES = (
     "riskstream.v1.FraudScoring",
     "riskstream.v1.ModelAdmin",
@@ -90,7 +88,7 @@ class Running:
         if self.updates is not None:
             self.updates.close()
         if self.publisher is not None:
-            left = await asyncio.to_thread(self.publisher.close)
+            left = await asyncio.to_thread(self.publisher.close, 5.0)
             if left:
                 log.warning("%d score events undelivered at shutdown", left)
         await self.reader.aclose()
@@ -155,10 +153,11 @@ async def start(
     )
     updates = KafkaModelUpdates(kafka, config.model_updates_topic, pool)
     updates.start()
-    caught_up = await asyncio.to_thread(updates.caught_up.wait, CATCH_UP_TIMEOUT_S)
+    caught_up = await asyncio.to_thread(updates.caught_up.wait, config.catch_up_timeout_s)
     if not caught_up:
         log.warning(
-            "model-updates not replayed in %.0f s; serving rules meanwhile", CATCH_UP_TIMEOUT_S
+            "model-updates not replayed in %.0f s; serving rules meanwhile",
+            config.catch_up_timeout_s,
         )
 
     publisher = KafkaScorePublisher(

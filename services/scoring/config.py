@@ -39,6 +39,8 @@ class ScoringConfig:
         score_buffer: score events held while Kafka is slow or down; beyond it
             events are dropped and counted.
         min_deadline_ms: a caller deadline shorter than this goes straight to rules.
+        catch_up_timeout_s: how long start-up waits to replay ``model-updates``
+            before serving (rules answer meanwhile).
         state_dir: local state (tokens, card-hash key) of the local stack.
         tokens_file: JSON ``{"score": TOKEN, "admin": TOKEN}``; None: no auth
             (refused unless ``allow_insecure``).
@@ -65,6 +67,7 @@ class ScoringConfig:
     scores_topic: str = "scores"
     score_buffer: int = 50_000
     min_deadline_ms: float = 3.0
+    catch_up_timeout_s: float = 30.0
     state_dir: Path = Path(".state")
     tokens_file: Path | None = None
     card_hash_key_file: Path | None = None
