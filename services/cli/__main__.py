@@ -8,7 +8,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from services.cli import feature_commands, model_commands, stack_commands, stream_commands
+from services.cli import (
+    feature_commands,
+    model_commands,
+    scoring_commands,
+    stack_commands,
+    stream_commands,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream_commands.add_parsers(sub)
     feature_commands.add_parsers(sub)
     model_commands.add_parsers(sub)
+    scoring_commands.add_parsers(sub)
     return parser
 
 

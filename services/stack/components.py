@@ -340,6 +340,58 @@ class ServiceComponent(Component):
         return Health(members > 0, f"{members} consumer(s), lag {behind}")
 
 
+class ScorerComponent(Component):
+    """The gRPC scorer (``python -m services.scoring``) on 127.0.0.1.
+
+    Healthy when its gRPC health service answers SERVING; the detail says whether a
+    champion model is loaded (OIP ServerReady) or rules alone answer. Its tokens and
+    card-hash key are generated into ``<state>/scoring`` on first start.
+    """
+
+    name = "scoring"
+
+    def __init__(self, config: StackConfig) -> None:
+        super().__init__(config)
+        from services.scoring.config import ScoringConfig
+
+        self.scoring = ScoringConfig.from_env()
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.scoring.port, self.scoring.metrics_port)
+
+    @property
+    def start_timeout_s(self) -> float:
+        return 90.0
+
+    def prepare(self) -> list[str]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return [sys.executable, "-m", "services.scoring"]
+
+    def health(self) -> Health:
+        if not self.process.alive():
+            return Health(False, "not running")
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        from riskstream.oip.v2 import grpc_service_pb2, grpc_service_pb2_grpc
+
+        target = f"{HOST}:{self.scoring.port}"
+        try:
+            with grpc.insecure_channel(target) as channel:
+                status = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=2
+                )
+                ready = grpc_service_pb2_grpc.GRPCInferenceServiceStub(channel).ServerReady(
+                    grpc_service_pb2.ServerReadyRequest(), timeout=2
+                )
+        except grpc.RpcError as exc:
+            return Health(False, f"{target}: {exc.code().name}")  # type: ignore[attr-defined]
+        serving = status.status == health_pb2.HealthCheckResponse.SERVING
+        model = "champion loaded" if ready.ready else "no model yet: rules decide"
+        return Health(serving, f"{target} {'SERVING' if serving else 'NOT SERVING'}, {model}")
+
+
 def all_components(config: StackConfig) -> list[Component]:
     """The components in start order (stop order is the reverse)."""
     from services.stack.flink import FlinkJobComponent  # it builds on this module
@@ -356,4 +408,5 @@ def all_components(config: StackConfig) -> list[Component]:
             group_id="riskstream-offline-writer",
             topics=("transactions", "labels", "features"),
         ),
+        ScorerComponent(config),
     ]

@@ -1,0 +1,96 @@
+"""A small client of the scorer for the CLI, demos and tools (not the hot path)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import grpc
+
+from riskstream.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
+from services.common.errors import ConfigError
+
+
+def read_token(tokens_file: Path, role: str) -> str:
+    """The token of ``role`` from a tokens file (``{"score": …, "admin": …}``).
+
+    Raises:
+        ConfigError: the file or the role is missing.
+    """
+    try:
+        tokens = json.loads(tokens_file.read_text())
+        return str(tokens[role])
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(
+            f"no {role!r} token in {tokens_file} ({exc}); is the scorer up (`riskstream up`)?"
+        ) from exc
+
+
+class ScoringClient:
+    """FraudScoring and ModelAdmin stubs on one channel, with the bearer token attached.
+
+    Args:
+        target: ``host:port``.
+        token: bearer token (role ``score`` or ``admin``).
+        tls_ca: CA certificate (PEM) to verify a TLS server; None: plaintext.
+    """
+
+    def __init__(self, target: str, token: str, *, tls_ca: Path | None = None) -> None:
+        if tls_ca is not None:
+            credentials = grpc.ssl_channel_credentials(tls_ca.read_bytes())
+            self._channel = grpc.secure_channel(target, credentials)
+        else:
+            self._channel = grpc.insecure_channel(target)
+        self._metadata = (("authorization", f"Bearer {token}"),)
+        self.scoring = scoring_pb2_grpc.FraudScoringStub(self._channel)
+        self.admin = scoring_pb2_grpc.ModelAdminStub(self._channel)
+
+    def score(
+        self, transaction: events_pb2.Transaction, *, explain: bool = False, timeout_s: float = 5.0
+    ) -> scoring_pb2.ScoreResponse:
+        """Score one transaction."""
+        request = scoring_pb2.ScoreRequest(
+            transaction=transaction, explain=explain, request_id=uuid.uuid4().hex
+        )
+        response: scoring_pb2.ScoreResponse = self.scoring.Score(
+            request, metadata=self._metadata, timeout=timeout_s
+        )
+        return response
+
+    def list_models(self) -> scoring_pb2.ListModelsResponse:
+        """Every loaded version (admin token)."""
+        response: scoring_pb2.ListModelsResponse = self.admin.ListModels(
+            scoring_pb2.ListModelsRequest(), metadata=self._metadata, timeout=10
+        )
+        return response
+
+    def set_canary_weight(
+        self, version: str, weight: float, reason: str = ""
+    ) -> scoring_pb2.RolloutResponse:
+        """Route ``weight`` of cards to ``version`` (admin token)."""
+        request = scoring_pb2.SetCanaryWeightRequest(version=version, weight=weight, reason=reason)
+        response: scoring_pb2.RolloutResponse = self.admin.SetCanaryWeight(
+            request, metadata=self._metadata, timeout=30
+        )
+        return response
+
+    def promote(self, version: str, reason: str = "") -> scoring_pb2.RolloutResponse:
+        """Make ``version`` the champion (admin token)."""
+        response: scoring_pb2.RolloutResponse = self.admin.Promote(
+            scoring_pb2.PromoteRequest(version=version, reason=reason),
+            metadata=self._metadata,
+            timeout=30,
+        )
+        return response
+
+    def rollback(self, reason: str = "") -> scoring_pb2.RolloutResponse:
+        """Back to the last-good champion (admin token)."""
+        response: scoring_pb2.RolloutResponse = self.admin.Rollback(
+            scoring_pb2.RollbackRequest(reason=reason), metadata=self._metadata, timeout=30
+        )
+        return response
+
+    def close(self) -> None:
+        """Close the channel."""
+        self._channel.close()
