@@ -31,8 +31,14 @@ KERNELS := services/common/errors.py services/common/events.py services/common/p
            services/common/iso_codes.py services/producer/config.py services/producer/events.py \
            services/producer/pacing.py services/producer/profiles.py services/producer/replay.py \
            services/producer/scenarios.py services/producer/simulator.py \
-           services/feature_store/definitions.py
-TYPED   := services/common services/stack services/cli services/producer
+           services/feature_store/definitions.py \
+           services/registry/metadata.py services/registry/calibration.py \
+           services/scoring/decision.py services/scoring/rules.py services/scoring/routing.py \
+           services/scoring/vectorize.py services/scoring/batching.py \
+           services/scoring/reasons.py services/scoring/rollout.py \
+           services/scoring/score_events.py
+TYPED   := services/common services/stack services/cli services/producer services/registry \
+           services/trainer services/scoring
 
 lint: install              ## ruff, mypy (strict on kernels); generated-code freshness is a test
 	$(BIN)/ruff check .

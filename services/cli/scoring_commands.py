@@ -94,7 +94,7 @@ def _client(args: argparse.Namespace, role: str):  # type: ignore[no-untyped-def
     from services.scoring.config import ScoringConfig
 
     config = ScoringConfig.from_env()
-    tokens = args.tokens_file or config.tokens_file
+    tokens = args.tokens_file or config.tokens_file or config.state_dir / "scoring" / "tokens.json"
     target = args.target or f"127.0.0.1:{config.port}"
     return ScoringClient(target, read_token(tokens, role), tls_ca=args.tls_ca)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -93,8 +94,9 @@ class RolloutAdmin:
         if self._pool.snapshot.champion and self._pool.snapshot.champion.version == version:
             raise RolloutRefused(f"{version} is the champion; it cannot be its own canary")
         status = CANARY if weight > 0 else ARCHIVED
-        record = _with(base, status, reason or f"canary weight {weight} by admin")
-        record = VersionRecord(**{**_fields(record), "canary_weight": weight})
+        record = replace(
+            _with(base, status, reason or f"canary weight {weight} by admin"), canary_weight=weight
+        )
         return await self._apply([record])
 
     async def rollback(self, reason: str) -> Snapshot:
@@ -126,9 +128,5 @@ class RolloutAdmin:
         return self._pool.snapshot
 
 
-def _fields(record: VersionRecord) -> dict[str, object]:
-    return {name: getattr(record, name) for name in VersionRecord.__slots__}
-
-
 def _with(base: VersionRecord, status: int, reason: str) -> VersionRecord:
-    return VersionRecord(**{**_fields(base), "status": status, "reason": reason})  # type: ignore[arg-type]
+    return replace(base, status=status, reason=reason)

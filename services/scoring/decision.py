@@ -5,9 +5,9 @@ from __future__ import annotations
 from riskstream.v1 import events_pb2
 from services.registry.metadata import Thresholds
 
-APPROVE = events_pb2.DECISION_APPROVE
-REVIEW = events_pb2.DECISION_REVIEW
-DECLINE = events_pb2.DECISION_DECLINE
+APPROVE: int = events_pb2.DECISION_APPROVE
+REVIEW: int = events_pb2.DECISION_REVIEW
+DECLINE: int = events_pb2.DECISION_DECLINE
 
 
 def decide(score: float, thresholds: Thresholds) -> int:

@@ -97,8 +97,8 @@ class KafkaModelUpdates:
                     pending.append(from_proto(decode_model_version(value)))
                 except InvalidEvent as exc:
                     log.warning("model-updates offset %d skipped: %s", message.offset(), exc)
-                partition = message.partition()
-                if partition in ends and message.offset() + 1 >= ends[partition]:
+                partition, offset = message.partition(), message.offset()
+                if partition in ends and offset is not None and offset + 1 >= ends[partition]:
                     del ends[partition]
             if not self.caught_up.is_set():
                 if not ends:

@@ -16,10 +16,11 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from riskstream.v1 import events_pb2
 from services.feature_store.definitions import FEATURE_SET_VERSION
-from services.feature_store.online import OnlineFeatures, RedisFeatureReader
+from services.feature_store.online import OnlineFeatures
 from services.feature_store.redis_layout import FeatureLayoutError, OnlineStoreError
 from services.scoring.decision import decide
 from services.scoring.errors import Overloaded
@@ -79,12 +80,18 @@ class Decided:
     server_time_ms: int
 
 
-class ScorePublisher:
+class ScorePublisher(Protocol):
     """Where score records go (the Kafka adapter, or a list in tests)."""
 
-    def publish(self, record: ScoreRecord) -> None:  # pragma: no cover (interface)
+    def publish(self, record: ScoreRecord) -> None:
         """Queue one record without blocking."""
-        raise NotImplementedError
+
+
+class FeatureReader(Protocol):
+    """The online store: both vectors of a request in one round trip."""
+
+    async def read(self, card_id: str, terminal_id: str) -> OnlineFeatures:
+        """Raises OnlineStoreError / FeatureLayoutError."""
 
 
 class Scorer:
@@ -105,7 +112,7 @@ class Scorer:
         self,
         *,
         pool: ModelPool,
-        reader: RedisFeatureReader,
+        reader: FeatureReader,
         publisher: ScorePublisher,
         hasher: CardHasher,
         telemetry: ScoringTelemetry,
