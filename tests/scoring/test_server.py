@@ -390,3 +390,36 @@ def test_admin_canary_promote_and_rollback_are_published_to_the_log(harness: Har
     consumer.close()
     assert ("v3", events_pb2.MODEL_STATUS_CANARY) in seen
     assert ("v3", events_pb2.MODEL_STATUS_ARCHIVED) in seen  # the rollback's record
+
+
+def test_grpcurl_lists_services_by_reflection_checks_health_and_scores(harness: Harness) -> None:
+    """A third-party client with no riskstream code: grpcurl over reflection."""
+    import shutil
+    import subprocess
+    import sys
+
+    grpcurl = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or "grpcurl"
+    target = f"127.0.0.1:{harness.scorer.port}"  # type: ignore[union-attr]
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [grpcurl, "-plaintext", *args], capture_output=True, text=True, timeout=30, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    listed = run(target, "list").split()
+    assert {"riskstream.v1.FraudScoring", "inference.GRPCInferenceService",
+            "grpc.health.v1.Health"} <= set(listed)  # fmt: skip
+    assert '"SERVING"' in run(target, "grpc.health.v1.Health/Check")
+    body = json.dumps(
+        {"transaction": {"transaction_id": "grpcurl-1", "card_id": "card-007",
+                         "terminal_id": "term-01", "amount": 77.0, "currency": "EUR",
+                         "event_time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}}
+    )  # fmt: skip
+    reply = json.loads(
+        run("-H", f"authorization: Bearer {harness.tokens['score']}", "-d", body, target,
+            "riskstream.v1.FraudScoring/Score")
+    )  # fmt: skip
+    assert reply["transaction_id"] == "grpcurl-1"
+    assert reply["route"] == "ROUTE_CHAMPION" and reply["model_version"]
