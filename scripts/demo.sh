@@ -2,7 +2,8 @@
 # The system end to end, as far as it is built: real Kafka, Redis, Prometheus and
 # the PyFlink feature job come up, the simulator streams card transactions, kcat (a
 # third-party client) reads them, the job's per-card features appear in Redis, and
-# riskstream's validating consumer sends a malformed event to the DLQ.
+# riskstream's validating consumer sends a malformed event to the DLQ; a baseline
+# model is trained and published, and the gRPC scorer scores with it.
 # Leaves the stack running; `make down` stops it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,18 @@ $rs consume transactions --group "demo-$(date +%s)" --idle-timeout 5
 kcat -C -b "$bootstrap" -t transactions.dlq -o -1 -e -q \
   -f 'dlq: %s\n    headers: %h\n'
 
-echo; echo "== 6. riskstream status"
+echo; echo "== 6. train a baseline model (simulated data → reference features → XGBoost → ONNX, parity-checked) and publish it"
+$rs train-baseline --days 25 --trees 150 --publish
+sleep 2
+$rs rollout list
+
+echo; echo "== 7. score a transaction of that card over gRPC: its Redis features, the model, reasons"
+$rs score --card "$card" --terminal term-demo --amount 480 --explain
+
+echo; echo "== 8. a bad request is refused with the field named; grpcurl (third party) calls health through reflection"
+$rs score --card "$card" --terminal term-demo --amount -1 || true
+.venv/bin/grpcurl -plaintext 127.0.0.1:${RISKSTREAM_SCORING_PORT:-50051} grpc.health.v1.Health/Check
+
+echo; echo "== 9. riskstream status"
 $rs status
 echo; echo "The stack is still up: try 'riskstream produce', 'kcat -C -b $bootstrap -t transactions', 'make down'."
