@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 import sysconfig
+import tempfile
 from types import FrameType
 
 
@@ -39,7 +41,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, required=True)
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--batch-delay-us", type=int, default=1000)
-    parser.add_argument("--workdir", help="PyTriton workspace (default: a temporary one)")
     args = parser.parse_args(argv)
     # SIGTERM as an exception, so the `with Triton(...)` below stops tritonserver and
     # removes its workspace; the default handler would leave both behind.
@@ -81,20 +82,28 @@ def main(argv: list[str] | None = None) -> int:
         log_verbose=0,
     )
     security = TritonSecurityConfig(access_token=os.environ.get("PYTRITON_ACCESS_TOKEN"))
-    workspace = f"{args.workdir}/pytriton-workspace" if args.workdir else None
-    with Triton(config=config, workspace=workspace, security_config=security) as triton:
-        triton.bind(
-            model_name=model_dir.model_name,
-            infer_func=infer,
-            inputs=[Tensor(name=model_dir.input_name, dtype=np.float32, shape=(model_dir.width,))],
-            outputs=[Tensor(name=model_dir.output_name, dtype=np.float32, shape=(2,))],
-            config=ModelConfig(
-                max_batch_size=args.max_batch_size,
-                batcher=DynamicBatcher(max_queue_delay_microseconds=args.batch_delay_us),
-            ),
-            strict=False,
-        )
-        triton.serve()
+    # A short workspace path: PyTriton binds AF_UNIX sockets in it, and a path over
+    # 107 bytes fails model loading ("OSError: AF_UNIX path too long").
+    # PyTriton creates the workspace itself and refuses one that exists.
+    scratch = tempfile.mkdtemp(prefix="rs-pytriton-")
+    try:
+        with Triton(config=config, workspace=f"{scratch}/ws", security_config=security) as triton:
+            triton.bind(
+                model_name=model_dir.model_name,
+                infer_func=infer,
+                inputs=[
+                    Tensor(name=model_dir.input_name, dtype=np.float32, shape=(model_dir.width,))
+                ],
+                outputs=[Tensor(name=model_dir.output_name, dtype=np.float32, shape=(2,))],
+                config=ModelConfig(
+                    max_batch_size=args.max_batch_size,
+                    batcher=DynamicBatcher(max_queue_delay_microseconds=args.batch_delay_us),
+                ),
+                strict=False,
+            )
+            triton.serve()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 

@@ -5,6 +5,7 @@ Kernel: no I/O.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ class Row:
             from the ``--request-count`` fallback).
         error: why there are no numbers, if there are none.
         command: the perf_analyzer command, secrets redacted.
+        round: which round of the run (``--rounds``), from 0.
     """
 
     server: str
@@ -32,12 +34,14 @@ class Row:
     stable: bool = True
     error: str | None = None
     command: Sequence[str] = field(default_factory=tuple)
+    round: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """Flat JSON: throughput in requests/s, latencies in milliseconds."""
         out: dict[str, Any] = {
             "server": self.server,
             "concurrency": self.concurrency,
+            "round": self.round,
             "stable": self.stable,
             "error": self.error,
             "command": list(self.command),
@@ -75,6 +79,7 @@ def row_from_json(data: Mapping[str, Any]) -> Row:
         stable=bool(data.get("stable", True)),
         error=data.get("error"),
         command=tuple(data.get("command", ())),
+        round=int(data.get("round", 0)),
     )
 
 
@@ -106,6 +111,45 @@ def markdown_table(rows: Iterable[Row]) -> str:
         lines.append(
             f"| {row.server} | {row.concurrency} | {_fmt(m.throughput, 1)}{mark} "
             f"| {_fmt(m.p50_us / 1000, 2)} | {_fmt(m.p99_us / 1000, 2)} |"
+        )
+    return "\n".join(lines)
+
+
+def median_table(rows: Iterable[Row]) -> str:
+    """Medians over rounds per server and concurrency, with every round's throughput.
+
+    Servers and concurrencies keep the order of their first row; rounds without numbers
+    count in ``failed``; ``*`` marks a round measured by the unstable fallback.
+
+    Examples:
+        >>> def m(t, p50, p99):
+        ...     return Measurement(1, t, p50 * 1000, 0, 0, p99 * 1000, {})
+        >>> rows = [Row("kserve", 1, m(500, 1.5, 7.0)), Row("kserve", 1, m(700, 1.1, 4.1), False),
+        ...         Row("kserve", 1, m(600, 1.2, 5.0)), Row("kserve", 1, None, error="x")]
+        >>> print(median_table(rows).splitlines()[-1])
+        | kserve | 1 | 600.0 | 1.20 | 5.00 | 500, 700*, 600 | 1 |
+    """
+    groups: dict[tuple[str, int], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.server, row.concurrency), []).append(row)
+    lines = [
+        "| server | concurrency | throughput (req/s), median | p50 (ms), median "
+        "| p99 (ms), median | throughput per round | failed |",
+        "|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for (server, concurrency), group in groups.items():
+        done = [(r, r.measurement) for r in group if r.measurement is not None]
+        failed = len(group) - len(done)
+        if not done:
+            lines.append(f"| {server} | {concurrency} | failed | | | | {failed} |")
+            continue
+        per_round = ", ".join(f"{m.throughput:,.0f}{'' if r.stable else '*'}" for r, m in done)
+        lines.append(
+            f"| {server} | {concurrency} "
+            f"| {_fmt(statistics.median(m.throughput for _, m in done), 1)} "
+            f"| {_fmt(statistics.median(m.p50_us for _, m in done) / 1000, 2)} "
+            f"| {_fmt(statistics.median(m.p99_us for _, m in done) / 1000, 2)} "
+            f"| {per_round} | {failed} |"
         )
     return "\n".join(lines)
 

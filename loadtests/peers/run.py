@@ -11,8 +11,10 @@ file; it shells into the environments of ``loadtests/peers/setup.sh``::
     python3.11 loadtests/peers/run.py --model-dir DIR --peers riskstream \\
         --riskstream-target 127.0.0.1:50051 --riskstream-token-file TOKEN --out rs.json
 
-Writes ``--out`` (JSON: machine, settings, versions, probe scores, one row per server
-and concurrency) and, beside it, ``<out>.logs/`` (each server's log, each
+``--rounds N`` repeats the whole sequence N times, each round starting one peer later,
+and prints medians with every round's throughput (the machine's other load changes
+during a run). Writes ``--out`` (JSON: machine, settings, versions, probe scores, one
+row per server, concurrency and round) and, beside it, ``<out>.logs/`` (each server's log, each
 perf_analyzer run's output and CSV); prints a Markdown table. Every server listens on
 127.0.0.1 on ports chosen free at start. Each perf_analyzer run is capped: at most
 ``--max-trials`` windows of ``--measurement-interval-ms``, killed after that plus 30 s.
@@ -33,7 +35,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,13 @@ if not __package__:  # run as a file: make the repository importable
 
 from loadtests.peers import perf
 from loadtests.peers.model_dir import ModelDir
-from loadtests.peers.report import Row, markdown_table, rows_json, scores_disagree
+from loadtests.peers.report import (
+    Row,
+    markdown_table,
+    median_table,
+    rows_json,
+    scores_disagree,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 MANAGED = ("mlserver", "pytriton", "kserve")
@@ -116,6 +124,17 @@ class Harness:
         self.rows: list[Row] = []
         self.probes: dict[str, Any] = {}
         self.load: dict[str, Any] = {}
+        self.round = 0
+
+    def tag(self, name: str) -> str:
+        """``name``, with the round when there are several (file names, JSON keys)."""
+        return name if self.args.rounds == 1 else f"{name}-r{self.round}"
+
+    def add(self, row: Row) -> Row:
+        """Record a row of the current round."""
+        row = replace(row, round=self.round)
+        self.rows.append(row)
+        return row
 
     def venv_python(self, name: str) -> Path:
         python = self.home / "venvs" / name / "bin" / "python"
@@ -136,7 +155,7 @@ class Harness:
             extra += ["--max-batch-size", str(a.max_batch_size)]
             extra += ["--batch-delay-us", str(a.batch_delay_us)]
         elif name == "pytriton":
-            extra = ["--workdir", str(workdir), "--max-batch-size", str(a.max_batch_size)]
+            extra = ["--max-batch-size", str(a.max_batch_size)]
             extra += ["--batch-delay-us", str(a.batch_delay_us)]
             env["PYTRITON_ACCESS_TOKEN"] = self._pytriton_token
         else:
@@ -151,7 +170,7 @@ class Harness:
     def managed_peer(self, name: str) -> Iterator[Target]:
         """Start one peer, yield it as a target once its model is ready, stop it."""
         grpc_port = free_port()
-        workdir = self.logs / f"{name}-work"
+        workdir = self.logs / f"{self.tag(name)}-work"
         shutil.rmtree(workdir, ignore_errors=True)  # a previous run's, with the same --out
         workdir.mkdir(parents=True)
         self._pytriton_token = secrets.token_urlsafe(24)
@@ -161,7 +180,7 @@ class Harness:
         # One thread per library for every peer (MLServer's XGBoost otherwise takes
         # both cores: 71 vs 261 req/s measured here); ORT threads are set explicitly.
         env["OMP_NUM_THREADS"] = "1"
-        log_path = self.logs / f"{name}.log"
+        log_path = self.logs / f"{self.tag(name)}.log"
         headers = []
         if name == "pytriton":
             headers = [f"triton-grpc-protocol-triton-access-token:{self._pytriton_token}"]
@@ -230,25 +249,24 @@ class Harness:
         out, err = prober.communicate()
         if prober.returncode != 0:
             raise HarnessError(f"{target.name}: probe failed: {err.decode().strip()}")
-        self.probes[target.name] = json.loads(out)
+        self.probes[self.tag(target.name)] = json.loads(out)
 
     # -- measuring --------------------------------------------------------------------
 
     def measure(self, target: Target) -> None:
         """perf_analyzer at every concurrency against a ready target."""
         a = self.args
-        config = self.probes[target.name]["config"]
+        config = self.probes[self.tag(target.name)]["config"]
         shapes = perf.shape_args(config, target.width, only_input=target.input_name)
-        self.load[target.name] = {"before": os.getloadavg()}
+        load = self.load[self.tag(target.name)] = {"before": os.getloadavg()}
         for concurrency in a.concurrency:
             proc = target.process
             if proc is not None and proc.poll() is not None:
                 error = f"server exited ({proc.returncode}) during the run; see its log"
-                self.rows.append(Row(target.name, concurrency, None, error=error))
+                self.add(Row(target.name, concurrency, None, error=error))
                 print(f"[peers] {target.name} c={concurrency}: {error}", file=sys.stderr)
                 continue
-            row = self._perf_run(target, concurrency, shapes)
-            self.rows.append(row)
+            row = self.add(self._perf_run(target, concurrency, shapes))
             m = row.measurement
             status = (
                 f"{m.throughput:.1f} req/s, p50 {m.p50_us / 1000:.2f} ms, "
@@ -257,11 +275,11 @@ class Harness:
                 else f"failed: {row.error}"
             )
             print(f"[peers] {target.name} c={concurrency}: {status}", file=sys.stderr)
-        self.load[target.name]["after"] = os.getloadavg()
+        load["after"] = os.getloadavg()
 
     def _perf_run(self, target: Target, concurrency: int, shapes: Sequence[str]) -> Row:
         a = self.args
-        stem = self.logs / f"{target.name}-c{concurrency}"
+        stem = self.logs / f"{self.tag(target.name)}-c{concurrency}"
         base = dict(
             url=target.url,
             model=target.model,
@@ -353,6 +371,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, type=Path, help="results JSON")
     p.add_argument("--peers", default=",".join(MANAGED), help="comma-separated, in run order")
     p.add_argument("--concurrency", default="1,8,32")
+    p.add_argument(
+        "--rounds", type=int, default=1, help="repeat all peers, order rotated; table of medians"
+    )
     p.add_argument("--measurement-interval-ms", type=int, default=5000)
     p.add_argument("--stability-percentage", type=int, default=25, help="perf_analyzer -s")
     p.add_argument("--max-trials", type=int, default=4, help="perf_analyzer -r")
@@ -391,20 +412,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise HarnessError(f"{harness.perf_analyzer} missing: run loadtests/peers/setup.sh")
     started = datetime.now(UTC)
     targets: dict[str, dict[str, Any]] = {}
-    for name in args.peers:
-        try:
-            if name == "riskstream":
-                target = _riskstream_target(args, model)
-                harness.probe(target)
-                harness.measure(target)
-            else:
-                with harness.managed_peer(name) as target:
+    for round_ in range(args.rounds):
+        harness.round = round_
+        # Each round starts one peer later, so a change in the neighbours' load over
+        # the run does not always fall on the same peer.
+        shift = round_ % len(args.peers)
+        for name in args.peers[shift:] + args.peers[:shift]:
+            if args.rounds > 1:
+                print(f"[peers] round {round_ + 1}/{args.rounds}: {name}", file=sys.stderr)
+            try:
+                if name == "riskstream":
+                    target = _riskstream_target(args, model)
+                    harness.probe(target)
                     harness.measure(target)
-            targets[name] = {"url": target.url, "model": target.model, **target.settings}
-        except HarnessError as exc:
-            print(f"[peers] {name}: {exc}", file=sys.stderr)
-            targets[name] = {"error": str(exc)}
-            harness.rows += [Row(name, c, None, error="did not start") for c in args.concurrency]
+                else:
+                    with harness.managed_peer(name) as target:
+                        harness.measure(target)
+                info = {"url": target.url, "model": target.model, **target.settings}
+            except HarnessError as exc:
+                print(f"[peers] {name}: {exc}", file=sys.stderr)
+                info = {"error": str(exc)}
+                for c in args.concurrency:
+                    harness.add(Row(name, c, None, error="did not start"))
+            targets[harness.tag(name)] = info
     scores = {name: p["scores"] for name, p in harness.probes.items()}
     result = {
         "started_at": started.isoformat(timespec="seconds"),
@@ -425,11 +455,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "versions": _versions(),
         "servers": targets,
         "probe": harness.probes,
-        "scores_disagree": scores_disagree({k: v for k, v in scores.items() if k in MANAGED}),
+        "scores_disagree": scores_disagree(
+            {k: v for k, v in scores.items() if k.partition("-r")[0] in MANAGED}
+        ),
         "results": rows_json(harness.rows),
     }
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
-    print(markdown_table(harness.rows))
+    rows = sorted(harness.rows, key=lambda r: (args.peers.index(r.server), r.concurrency))
+    print(markdown_table(rows) if args.rounds == 1 else median_table(rows))
     if result["scores_disagree"]:
         print(f"[peers] scores disagree: {result['scores_disagree']}", file=sys.stderr)
     print(f"[peers] wrote {args.out} (logs in {logs})", file=sys.stderr)
