@@ -14,9 +14,9 @@ terminals ``term-00042``, log-normal amounts, ``event_time`` = now); the scorer 
 their features itself. Each run is bounded in time and in count (``--max-requests``).
 Examples, with the stack's scorer up::
 
-    .venv/bin/python -m loadtests.score_load --token-file .state/tokens.json \\
+    .venv/bin/python -m loadtests.score_load --token-file .state/scoring/tokens.json \\
         --rates 500,1000,2000,4000 --duration-s 10 --warmup-s 2 --json score_load.json
-    .venv/bin/python -m loadtests.score_load --token-file .state/tokens.json \\
+    .venv/bin/python -m loadtests.score_load --token-file .state/scoring/tokens.json \\
         --rates '' --find-max-rate --p99-ms 10
 
 The generator's own ceiling, against a fake scorer in a child process that answers
@@ -452,6 +452,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         resolution=args.search_resolution,
         ceiling=args.search_ceiling,
     )
+    if token is None and fake is None:
+        print("warning: no --token or --token-file; calls carry no authorization", file=sys.stderr)
     try:
         for rate in args.rates:
             result = run(rate)
@@ -460,6 +462,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         while args.find_max_rate and (rate := search.next_rate()) is not None:
             search.record(rate, passed=run(rate).passes(args.p99_ms, args.max_error_rate))
+    except TimeoutError:
+        print(f"error: no connection to {address} within {CONNECT_TIMEOUT_S:g} s", file=sys.stderr)
+        return 1
     finally:
         generator.close()
         if fake is not None:

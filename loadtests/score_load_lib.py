@@ -609,5 +609,8 @@ def render_markdown(
     )
     if searched:
         answer = f"{best_rate:.0f} requests/s" if best_rate is not None else "none of the rates"
+        above = [r for r in results if best_rate is None or r.rate > best_rate]
+        if above and min(above, key=lambda r: r.rate).generator_bound:
+            answer += " (the next rate up was generator-bound: this limit may be the generator's)"
         lines.append(f"Highest passing rate found: {answer}.")
     return "\n".join(lines) + "\n"

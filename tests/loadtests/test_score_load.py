@@ -228,6 +228,11 @@ def test_markdown_and_json_report() -> None:
     assert lines[2].endswith("| pass |")
     assert "DEADLINE_EXCEEDED 3" in lines[3] and lines[3].endswith("| fail, generator-bound |")
     assert text.endswith("Highest passing rate found: 100 requests/s.\n")
+    none = render_markdown([bad], p99_ms=10, max_error_rate=0.001, searched=True)
+    assert none.endswith(
+        "none of the rates (the next rate up was generator-bound: "
+        "this limit may be the generator's).\n"
+    )
     assert format_errors({"UNAVAILABLE": 1, "DEADLINE_EXCEEDED": 5}) == (
         "DEADLINE_EXCEEDED 5, UNAVAILABLE 1"
     )
