@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import subprocess
 import sys
 from dataclasses import dataclass
 
@@ -187,7 +189,11 @@ async def start(
     )
     server = aio.server(
         interceptors=[ServingInterceptor(authority, telemetry)],
-        options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 << 20)],
+        options=[
+            # Several workers share the port; a single one must not share it by accident.
+            ("grpc.so_reuseport", 1 if config.workers > 1 else 0),
+            ("grpc.max_receive_message_length", 16 << 20),
+        ],
     )
     scoring_pb2_grpc.add_FraudScoringServicer_to_server(FraudScoringServicer(scorer), server)
     admin = RolloutAdmin(pool, KafkaModelVersionSink(kafka, config.model_updates_topic))
@@ -242,13 +248,48 @@ async def serve(config: ScoringConfig) -> None:
     await running.stop()
 
 
+#: Set in the environment of worker processes 1..n-1 (not a setting: outside the prefix).
+WORKER_INDEX_ENV = "RISKSTREAM_SCORER_WORKER_INDEX"
+
+
+def _spawn_workers(config: ScoringConfig) -> list[subprocess.Popen[bytes]]:
+    """Start workers 1..n-1 of a multi-process scorer (this process is worker 0)."""
+    if config.tokens_file is not None and not config.allow_insecure:
+        write_local_tokens(config.tokens_file)  # before the workers race to create them
+    if config.card_hash_key_file is not None:
+        write_local_key(config.card_hash_key_file)
+    children = []
+    for index in range(1, config.workers):
+        env = {
+            **os.environ,
+            WORKER_INDEX_ENV: str(index),
+            "RISKSTREAM_SCORING_PORT": str(config.port),
+            "RISKSTREAM_SCORING_METRICS_PORT": str(
+                config.metrics_port + index if config.metrics_port else 0
+            ),
+        }
+        children.append(subprocess.Popen([sys.executable, "-m", "services.scoring"], env=env))
+    log.info("scorer: %d workers on port %d", config.workers, config.port)
+    return children
+
+
 def main() -> None:
     """Entry point of ``python -m services.scoring``."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(ScoringConfig.from_env()))
+    config = ScoringConfig.from_env()
+    children: list[subprocess.Popen[bytes]] = []
+    if config.workers > 1 and WORKER_INDEX_ENV not in os.environ:
+        children = _spawn_workers(config)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(config))
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait(30)
     sys.exit(0)
 
 

@@ -49,6 +49,8 @@ class ScoringConfig:
         tls_key_file: server private key (PEM).
         public_key_file: ed25519 key that artifacts must be signed with (None: sha256 only).
         allow_insecure: serve without tokens (tests, never the stack).
+        workers: scorer processes sharing the port (SO_REUSEPORT; the kernel spreads
+            client connections); worker i serves metrics on ``metrics_port + i``.
     """
 
     host: str = "127.0.0.1"
@@ -75,11 +77,18 @@ class ScoringConfig:
     tls_key_file: Path | None = None
     public_key_file: Path | None = None
     allow_insecure: bool = False
+    workers: int = 1
 
     def __post_init__(self) -> None:
         if self.device not in {"cpu", "cuda", "auto"}:
             raise ConfigError(f"{_PREFIX}DEVICE: {self.device!r} is not cpu, cuda or auto")
-        for name in ("max_batch_size", "max_in_flight", "intra_op_threads", "score_buffer"):
+        for name in (
+            "max_batch_size",
+            "max_in_flight",
+            "intra_op_threads",
+            "score_buffer",
+            "workers",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_PREFIX}{name.upper()}: must be positive")
         if self.max_wait_us < 0 or self.feature_timeout_ms <= 0 or self.min_deadline_ms < 0:
