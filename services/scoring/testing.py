@@ -212,9 +212,17 @@ class ScorerProcess:
         env: ``RISKSTREAM_*`` settings on top of the current environment.
         log_path: where the scorer's output goes.
         timeout_s: how long to wait for its health service to answer SERVING.
+        tls_ca: the CA to trust when the scorer serves TLS.
     """
 
-    def __init__(self, env: Mapping[str, str], log_path: Path, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log_path: Path,
+        timeout_s: float = 60.0,
+        *,
+        tls_ca: Path | None = None,
+    ) -> None:
         import os
         import socket
         import subprocess
@@ -237,7 +245,13 @@ class ScorerProcess:
         )
         self.log_path = log_path
         deadline = time.monotonic() + timeout_s
-        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+        target = f"127.0.0.1:{self.port}"
+        channel_cm = (
+            grpc.secure_channel(target, grpc.ssl_channel_credentials(tls_ca.read_bytes()))
+            if tls_ca is not None
+            else grpc.insecure_channel(target)
+        )
+        with channel_cm as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while True:
                 if self.process.poll() is not None:

@@ -171,3 +171,79 @@ def test_kafka_unreachable_scoring_goes_on_and_dropped_events_are_counted(
         assert 'riskstream_scoring_fallbacks_total{reason="no_model"} 200.0' in text
     finally:
         scorer.stop()
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (PEM files)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "riskstream-test")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "server.crt", tmp / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_tls_from_configured_certificate_paths(
+    running_stack: StackConfig, make_topic: object, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    cert, key = _self_signed(tmp_path)
+    updates = make_topic("model-updates", partitions=1, dlq=False)  # type: ignore[operator]
+    scores = make_topic("scores", partitions=1, dlq=False)  # type: ignore[operator]
+    env = scorer_env(
+        tmp_path, running_stack.kafka.bootstrap_servers, redis_server.port, updates, scores
+    )
+    env |= {
+        "RISKSTREAM_SCORING_METRICS_PORT": "0",
+        "RISKSTREAM_SCORING_TLS_CERT_FILE": str(cert),
+        "RISKSTREAM_SCORING_TLS_KEY_FILE": str(key),
+        "RISKSTREAM_SCORING_CATCH_UP_TIMEOUT_S": "1",
+    }
+    scorer = ScorerProcess(env, tmp_path / "scorer.log", tls_ca=cert)
+    token = json.loads((tmp_path / "tokens.json").read_text())["score"]
+    request = scoring_pb2.ScoreRequest(transaction=transaction())
+    auth = [("authorization", f"Bearer {token}")]
+    try:
+        credentials = grpc.ssl_channel_credentials(cert.read_bytes())
+        with grpc.secure_channel(f"127.0.0.1:{scorer.port}", credentials) as channel:
+            reply = scoring_pb2_grpc.FraudScoringStub(channel).Score(
+                request, metadata=auth, timeout=5
+            )
+        assert reply.route == events_pb2.ROUTE_FALLBACK  # no model published: rules
+        with (
+            grpc.insecure_channel(f"127.0.0.1:{scorer.port}") as plain,
+            pytest.raises(grpc.RpcError) as refused,
+        ):
+            scoring_pb2_grpc.FraudScoringStub(plain).Score(request, metadata=auth, timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        scorer.stop()
