@@ -40,7 +40,7 @@ def _free_ports(n: int) -> list[int]:
 
 
 def _env(home: Path) -> dict[str, str]:
-    kafka, controller, redis_port, prom = _free_ports(4)
+    kafka, controller, redis_port, prom, scoring, scoring_metrics = _free_ports(6)
     return {
         **os.environ,
         "RISKSTREAM_HOME": str(home),
@@ -48,6 +48,8 @@ def _env(home: Path) -> dict[str, str]:
         "RISKSTREAM_KAFKA_CONTROLLER_PORT": str(controller),
         "RISKSTREAM_REDIS_PORT": str(redis_port),
         "RISKSTREAM_PROMETHEUS_PORT": str(prom),
+        "RISKSTREAM_SCORING_PORT": str(scoring),
+        "RISKSTREAM_SCORING_METRICS_PORT": str(scoring_metrics),
         "RISKSTREAM_KAFKA_HEAP_MB": "384",
     }
 
