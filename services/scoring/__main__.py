@@ -23,10 +23,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from riskstream.oip.v2 import grpc_service_pb2, grpc_service_pb2_grpc
-from riskstream.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
-from services.common.events import encode
+from riskstream.v1 import scoring_pb2, scoring_pb2_grpc
 from services.common.kafka import EventProducer, KafkaClientSettings
 from services.feature_store.online import RedisFeatureReader
+from services.registry.publish import KafkaModelVersionPublisher
 from services.registry.signing import load_public_key
 from services.registry.store import LocalArtifactStore
 from services.scoring.admin import RolloutAdmin
@@ -52,21 +52,6 @@ SERVICES = (
     "riskstream.v1.ModelAdmin",
     "inference.GRPCInferenceService",
 )
-
-
-class KafkaModelVersionSink:
-    """Publishes rollout transitions to ``model-updates`` (key ``model/version``)."""
-
-    def __init__(self, settings: KafkaClientSettings, topic: str) -> None:
-        self._producer = EventProducer(settings, linger_ms=0)
-        self._topic = topic
-
-    def publish(self, record: events_pb2.ModelVersion) -> None:
-        """Send one record and wait for the broker's acknowledgement."""
-        self._producer.send(
-            self._topic, encode(record), key=f"{record.model_name}/{record.version}"
-        )
-        self._producer.flush(10.0)
 
 
 @dataclass
@@ -196,7 +181,12 @@ async def start(
         ],
     )
     scoring_pb2_grpc.add_FraudScoringServicer_to_server(FraudScoringServicer(scorer), server)
-    admin = RolloutAdmin(pool, KafkaModelVersionSink(kafka, config.model_updates_topic))
+    admin = RolloutAdmin(
+        pool,
+        KafkaModelVersionPublisher(
+            EventProducer(kafka, linger_ms=0), topic=config.model_updates_topic
+        ),
+    )
     scoring_pb2_grpc.add_ModelAdminServicer_to_server(
         ModelAdminServicer(admin, lambda: pool.snapshot), server
     )

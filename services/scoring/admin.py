@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from typing import Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from riskstream.v1 import events_pb2
+from services.registry.publish import ModelVersionPublisher
 from services.scoring.errors import RolloutRefused
 from services.scoring.pool import ModelPool, Snapshot
 from services.scoring.rollout import CANARY, CHAMPION, VersionRecord
@@ -23,12 +23,6 @@ from services.scoring.rollout import CANARY, CHAMPION, VersionRecord
 log = logging.getLogger(__name__)
 
 ARCHIVED = events_pb2.MODEL_STATUS_ARCHIVED
-
-
-class ModelVersionSink(Protocol):
-    """Where transition records go (``model-updates``)."""
-
-    def publish(self, record: events_pb2.ModelVersion) -> None: ...
 
 
 def to_proto(record: VersionRecord) -> events_pb2.ModelVersion:
@@ -71,7 +65,7 @@ class RolloutAdmin:
         sink: publishes transitions (None: apply locally only).
     """
 
-    def __init__(self, pool: ModelPool, sink: ModelVersionSink | None) -> None:
+    def __init__(self, pool: ModelPool, sink: ModelVersionPublisher | None) -> None:
         self._pool = pool
         self._sink = sink
 
@@ -113,10 +107,15 @@ class RolloutAdmin:
             raise RolloutRefused("nothing to roll back: no canary and no last-good version")
         return await self._apply(records)
 
+    @staticmethod
+    def _publish(sink: ModelVersionPublisher, records: list[VersionRecord]) -> None:
+        for record in records:
+            sink.publish(to_proto(record))
+
     async def _apply(self, records: list[VersionRecord]) -> Snapshot:
         if self._sink is not None:
-            for record in records:
-                self._sink.publish(to_proto(record))
+            # Publishing waits for the broker's acknowledgement: off the event loop.
+            await asyncio.to_thread(self._publish, self._sink, records)
         refusals = await asyncio.to_thread(self._pool.apply, records)
         if refusals:
             raise RolloutRefused(

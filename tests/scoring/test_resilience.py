@@ -15,9 +15,9 @@ import grpc
 import pytest
 
 from riskstream.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
-from services.common.kafka import KafkaClientSettings
+from services.common.kafka import EventProducer, KafkaClientSettings
+from services.registry.publish import KafkaModelVersionPublisher
 from services.registry.store import LocalArtifactStore
-from services.scoring.__main__ import KafkaModelVersionSink
 from services.scoring.admin import to_proto
 from services.scoring.testing import ScorerProcess, build_test_artifact
 from services.stack import StackConfig
@@ -97,9 +97,9 @@ def test_redis_stopped_gives_fallback_decisions_and_the_model_route_resumes_by_i
     updates = make_topic("model-updates", partitions=1, dlq=False)  # type: ignore[operator]
     artifact = build_test_artifact(LocalArtifactStore(tmp_path / "models"), version="v1")
     bootstrap = running_stack.kafka.bootstrap_servers
-    KafkaModelVersionSink(KafkaClientSettings(bootstrap), updates).publish(
-        to_proto(artifact.record())
-    )
+    KafkaModelVersionPublisher(
+        EventProducer(KafkaClientSettings(bootstrap)), topic=updates
+    ).publish(to_proto(artifact.record()))
     scores = make_topic("scores", partitions=1, dlq=False)  # type: ignore[operator]
     env = scorer_env(tmp_path, bootstrap, redis_server.port, updates, scores)
     env["RISKSTREAM_SCORING_METRICS_PORT"] = "0"

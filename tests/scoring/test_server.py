@@ -26,11 +26,11 @@ from riskstream.oip.v2 import grpc_service_pb2 as oip
 from riskstream.oip.v2 import grpc_service_pb2_grpc as oip_grpc
 from riskstream.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
 from services.common.events import decode_model_version, decode_score_event
-from services.common.kafka import KafkaClientSettings
+from services.common.kafka import EventProducer, KafkaClientSettings
 from services.feature_store.definitions import CARD_FEATURES, TERMINAL_FEATURES
 from services.feature_store.redis_layout import RedisFeatureWriter
+from services.registry.publish import KafkaModelVersionPublisher
 from services.registry.store import LocalArtifactStore
-from services.scoring.__main__ import KafkaModelVersionSink
 from services.scoring.admin import to_proto
 from services.scoring.routing import CardHasher
 from services.scoring.testing import ScorerProcess, TestArtifact, build_test_artifact
@@ -102,7 +102,7 @@ class Harness:
             "RISKSTREAM_SCORING_CARD_HASH_KEY_FILE": str(self.card_key_file),
             "RISKSTREAM_SCORING_MAX_BATCH_SIZE": "16",
         }
-        self.sink = KafkaModelVersionSink(self.kafka, self.updates_topic)
+        self.sink = KafkaModelVersionPublisher(EventProducer(self.kafka), topic=self.updates_topic)
         self.models: dict[str, TestArtifact] = {}
         self.scorer: ScorerProcess | None = None
         self.features_time_ms = 0
