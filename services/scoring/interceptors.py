@@ -86,7 +86,8 @@ class ServingInterceptor(aio.ServerInterceptor):
                 self._authority.check(method, _metadata(handler_call_details, "authorization"))
             except (Unauthenticated, PermissionDenied) as exc:
                 self._telemetry.on_rpc(_short(method), status_for(exc).name, 0.0)
-                return _refusal(status_for(exc), str(exc))
+                inner = await continuation(handler_call_details)
+                return _refusal(inner, status_for(exc), str(exc))
         rid = _metadata(handler_call_details, "x-request-id")
         if rid:
             request_id.set(rid)
@@ -160,8 +161,26 @@ def _short(method: str) -> str:
     return method.rsplit("/", 1)[-1]
 
 
-def _refusal(code: grpc.StatusCode, details: str) -> grpc.RpcMethodHandler:
+def _refusal(
+    inner: grpc.RpcMethodHandler | None, code: grpc.StatusCode, details: str
+) -> grpc.RpcMethodHandler:
+    """A handler of the same kind as ``inner`` that only aborts with ``code``."""
+
     async def refuse(request: Any, context: aio.ServicerContext) -> Any:
         await context.abort(code, details)
 
-    return grpc.unary_unary_rpc_method_handler(refuse)
+    async def refuse_stream(request: Any, context: aio.ServicerContext) -> Any:
+        await context.abort(code, details)
+        yield  # pragma: no cover (abort raises): makes this an async generator
+
+    kwargs = {
+        "request_deserializer": getattr(inner, "request_deserializer", None),
+        "response_serializer": getattr(inner, "response_serializer", None),
+    }
+    if inner is not None and inner.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(refuse_stream, **kwargs)
+    if inner is not None and inner.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(refuse_stream, **kwargs)
+    if inner is not None and inner.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(refuse, **kwargs)
+    return grpc.unary_unary_rpc_method_handler(refuse, **kwargs)

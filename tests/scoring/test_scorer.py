@@ -26,6 +26,7 @@ from services.scoring.testing import (
 from services.scoring.vectorize import Request, Stored
 
 KEY = b"scorer-test-key-0123456789abcdef"
+#: Transaction times of these tests (the scorer never compares them with its clock).
 NOW_MS = time.time_ns() // 1_000_000
 CARD = {
     "card_tx_count_1h": 3.0,
@@ -54,7 +55,10 @@ def tx(i: int = 0, amount: float = 120.0, card: str = "card-1") -> Transaction:
 @pytest.fixture
 def reader() -> StaticFeatureReader:
     return StaticFeatureReader(
-        {"card-1": CARD}, {"term-1": TERMINAL}, event_time_ms=NOW_MS - 60_000
+        # Stored a minute ago by the wall clock: feature ages are measured against it.
+        {"card-1": CARD},
+        {"term-1": TERMINAL},
+        event_time_ms=time.time_ns() // 1_000_000 - 60_000,
     )
 
 
@@ -79,8 +83,8 @@ def test_score_equals_xgboosts_own_probability_on_the_same_features(
         [
             layout.build(
                 Request(20.0 + 37 * i, NOW_MS + i),
-                Stored(CARD, NOW_MS - 60_000),
-                Stored(TERMINAL, NOW_MS - 60_000),
+                Stored(CARD, reader.event_time_ms),
+                Stored(TERMINAL, reader.event_time_ms),
             )
             for i in range(40)
         ]

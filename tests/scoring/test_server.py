@@ -222,6 +222,9 @@ def test_access_control_and_field_errors(harness: Harness) -> None:
     with pytest.raises(grpc.RpcError) as denied:
         harness.admin.Rollback(scoring_pb2.RollbackRequest(), metadata=harness.auth("score"))
     assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as stream_refused:
+        list(harness.scoring.ScoreStream(iter([request]), timeout=5))
+    assert stream_refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
     bad = transaction(3)
     bad.amount = -5
