@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from services.common.errors import ConfigError
@@ -309,3 +311,24 @@ def _parse_duration(name: str, value: Any) -> timedelta:
         if match:
             return timedelta(**{_DURATION_UNITS[match.group(2)]: float(match.group(1))})
     raise ConfigError(f"{name}: not a duration (timedelta, seconds, or e.g. '7d'): {value!r}")
+
+
+#: Where ``../shared/data/fdh`` is expected beside the repository, then the
+#: machine-wide copy these machines mount.
+_FDH_CANDIDATES = (
+    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fdh" / "transactions.csv.gz",
+    Path("/work/shared/data/fdh/transactions.csv.gz"),
+)
+
+
+def handbook_dataset_path(env: Mapping[str, str] | None = None) -> Path:
+    """The Fraud Detection Handbook's transactions CSV (1.75M rows).
+
+    ``$RISKSTREAM_FDH_PATH`` wins; otherwise ``../shared/data/fdh/transactions.csv.gz``
+    beside the repository, else the machine-wide ``/work/shared`` copy (the first that
+    exists; the first candidate when none does, so errors name the expected place).
+    """
+    env = os.environ if env is None else env
+    if "RISKSTREAM_FDH_PATH" in env:
+        return Path(env["RISKSTREAM_FDH_PATH"])
+    return next((p for p in _FDH_CANDIDATES if p.is_file()), _FDH_CANDIDATES[0])

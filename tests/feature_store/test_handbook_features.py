@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import heapq
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -44,8 +43,9 @@ from services.feature_store.aggregation import (
 )
 from services.feature_store.definitions import HANDBOOK_FEATURES, LABEL_DELAY_S
 from services.feature_store.reference import load_fdh, reference_features
+from services.producer.config import handbook_dataset_path
 
-FDH = Path("/work/shared/data/fdh/transactions.csv.gz")
+FDH = handbook_dataset_path()
 START, END = datetime(2018, 4, 1, tzinfo=UTC), datetime(2018, 4, 29, tzinfo=UTC)
 
 #: Our name of each of the book's feature columns.
@@ -159,7 +159,7 @@ def get_count_risk_rolling_window(
 def four_weeks() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(book frame, our transactions, our labels) for four weeks of the dataset."""
     if not FDH.is_file():
-        pytest.skip(f"dataset not present: {FDH}")
+        pytest.fail(f"dataset not present: {FDH} (set RISKSTREAM_FDH_PATH)")
     transactions, labels = load_fdh(FDH, START, END, sorted_input=True)
     book = pd.DataFrame(
         {

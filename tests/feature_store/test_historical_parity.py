@@ -26,10 +26,11 @@ from services.feature_store.definitions import (
 from services.feature_store.offline import ParquetOfflineWriter
 from services.feature_store.redis_layout import FEATURE_VIEWS
 from services.feature_store.reference import load_fdh, reference_features
+from services.producer.config import handbook_dataset_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-DATASET = Path("/work/shared/data/fdh/transactions.csv.gz")
+DATASET = handbook_dataset_path()
 
 
 def _rows(features: pd.DataFrame, entity_type: str, names: tuple[str, ...]) -> list:

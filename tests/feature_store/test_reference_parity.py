@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import heapq
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,8 +23,9 @@ from services.feature_store.aggregation import (
 )
 from services.feature_store.definitions import DAY, HOUR, LABEL_DELAY_S, MINUTE
 from services.feature_store.reference import FEATURE_COLUMNS, load_fdh, reference_features
+from services.producer.config import handbook_dataset_path
 
-FDH = Path("/work/shared/data/fdh/transactions.csv.gz")
+FDH = handbook_dataset_path()
 S = 1000
 T0 = 1_522_540_800_000  # 2018-04-01 00:00 UTC
 
@@ -96,7 +96,7 @@ def assert_same(kernel: pd.DataFrame, reference: pd.DataFrame) -> None:
 @pytest.fixture(scope="module")
 def fdh_nine_days() -> tuple[pd.DataFrame, pd.DataFrame]:
     if not FDH.is_file():
-        pytest.skip(f"dataset not present: {FDH}")
+        pytest.fail(f"dataset not present: {FDH} (set RISKSTREAM_FDH_PATH)")
     return load_fdh(
         FDH, datetime(2018, 4, 1, tzinfo=UTC), datetime(2018, 4, 10, tzinfo=UTC), sorted_input=True
     )
@@ -122,7 +122,7 @@ def test_kernel_equals_reference_on_the_handbook_dataset(
 
 def test_load_fdh_maps_ids_like_the_replayer() -> None:
     if not FDH.is_file():
-        pytest.skip(f"dataset not present: {FDH}")
+        pytest.fail(f"dataset not present: {FDH} (set RISKSTREAM_FDH_PATH)")
     from services.producer.replay import read_fdh_csv
 
     transactions, labels = load_fdh(

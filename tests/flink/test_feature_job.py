@@ -41,6 +41,7 @@ from services.feature_store.aggregation import (
 from services.feature_store.definitions import FEATURE_SET_VERSION
 from services.feature_store.redis_layout import FeatureViewLayout
 from services.producer.__main__ import publisher_for, stream_to_kafka
+from services.producer.config import handbook_dataset_path
 from services.producer.events import SimulatedEvent
 from services.producer.pacing import Pacer
 from services.producer.replay import replay_csv
@@ -49,8 +50,7 @@ from services.stack.flink import FlinkJobComponent
 from services.stack.process import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-FDH = Path("/work/shared/data/fdh/transactions.csv.gz")
-needs_fdh = pytest.mark.skipif(not FDH.is_file(), reason=f"{FDH} is not on this machine")
+FDH = handbook_dataset_path()
 START = datetime(2018, 4, 1, tzinfo=UTC)
 TOLERANCE = 1e-9
 
@@ -341,7 +341,6 @@ def test_restart_picks_the_newest_retained_checkpoint_and_prunes_older_jobs(
 
 @pytest.mark.integration
 @pytest.mark.slow
-@needs_fdh
 @pytest.mark.timeout(600)
 def test_two_days_replayed_match_the_kernel_on_kafka_and_redis(feature_job) -> None:
     """Card rows equal the kernel over the events in order. A terminal's transactions
@@ -438,7 +437,6 @@ def test_late_and_malformed_events_go_to_the_dlq_with_the_reason(feature_job) ->
 
 @pytest.mark.integration
 @pytest.mark.slow
-@needs_fdh
 @pytest.mark.timeout(900)
 def test_kill_9_then_restart_from_checkpoint_ends_in_the_same_state(feature_job) -> None:
     """SIGKILL the job (driver, JVM, workers) mid-stream, start it again: it resumes

@@ -14,12 +14,10 @@ from riskstream.v1 import events_pb2
 from services.common.errors import ConfigError
 from services.common.events import validate_label, validate_transaction
 from services.producer import RejectedRow, ReplayError, SimulatedEvent, read_fdh_csv, replay_csv
+from services.producer.config import handbook_dataset_path
 
-FDH = Path("/work/shared/data/fdh/transactions.csv.gz")
+FDH = handbook_dataset_path()
 N_ROWS = 20_000
-needs_fdh = pytest.mark.skipif(
-    not FDH.exists(), reason="the handbook dataset is not on this machine"
-)
 
 HEADER = (
     "TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_TIME_SECONDS,"
@@ -35,7 +33,6 @@ def head() -> pd.DataFrame:
     return frame
 
 
-@needs_fdh
 def test_first_20k_rows_replay_completely_in_time_order(head: pd.DataFrame) -> None:
     items = list(replay_csv(FDH, max_rows=N_ROWS))
     assert not any(isinstance(item, RejectedRow) for item in items)
@@ -70,7 +67,6 @@ def test_first_20k_rows_replay_completely_in_time_order(head: pd.DataFrame) -> N
     validate_label(labels[0].label)
 
 
-@needs_fdh
 def test_date_window_keeps_exactly_the_rows_inside(head: pd.DataFrame) -> None:
     start = datetime(2018, 4, 1, 6, tzinfo=UTC)
     end = datetime(2018, 4, 2, 12, 30, tzinfo=UTC)
