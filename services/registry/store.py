@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from services.registry.artifact import METADATA_FILE, sha256_hex
+from services.registry.artifact import METADATA_FILE, sha256_hex, write_artifact
 from services.registry.errors import ArtifactRejected, RejectReason
+from services.registry.metadata import ModelMetadata
 from services.stack.config import load_stack_config
 
 
@@ -65,6 +66,23 @@ class LocalArtifactStore:
                 if not target.exists():
                     raise
         return target.as_uri()
+
+    def add(
+        self, *, onnx_bytes: bytes, xgb_json_bytes: bytes, metadata: ModelMetadata
+    ) -> tuple[str, str]:
+        """Write an artifact (:func:`write_artifact`) straight into the store.
+
+        Returns:
+            ``(uri, digest)``.
+        """
+        with tempfile.TemporaryDirectory(prefix="riskstream-artifact-") as tmp:
+            digest = write_artifact(
+                Path(tmp) / "artifact",
+                onnx_bytes=onnx_bytes,
+                xgb_json_bytes=xgb_json_bytes,
+                metadata=metadata,
+            )
+            return self.put(Path(tmp) / "artifact"), digest
 
     def resolve(self, uri: str) -> Path:
         """The local directory of ``uri``.

@@ -9,6 +9,7 @@ rows and run once at every batch size it will see, before the pool may route to 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -92,7 +93,7 @@ class ModelLoader:
         self,
         store: LocalArtifactStore,
         settings: LoaderSettings,
-        on_batch: object | None = None,
+        on_batch: Callable[[str, int, float], None] | None = None,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -149,7 +150,7 @@ class ModelLoader:
             run,
             max_batch_size=self._settings.max_batch_size,
             max_wait_us=self._settings.max_wait_us,
-            on_batch=(lambda n, s: hook(meta.version, n, s)) if callable(hook) else None,
+            on_batch=None if hook is None else lambda n, s: hook(meta.version, n, s),
         )
         for size in sorted({1, self._settings.max_batch_size}):  # warm-up
             run(np.zeros((size, len(meta.feature_names)), dtype=np.float32))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -32,7 +32,9 @@ class ScoreRecord:
         event_time_ms: the transaction's event time.
         scored_at_ms: when the scorer answered.
         amount: the transaction amount.
-        features: the model inputs by name (empty on a fallback without features).
+        feature_names: the model's input names, in its order.
+        feature_values: the model's input row (the same list the model scored; the
+            name → value map is built when the event is encoded, off the hot path).
         feature_set_version: the definitions behind ``features``.
         score: the calibrated score (the rule score on a fallback).
         decision: ``riskstream.v1.Decision`` value.
@@ -51,7 +53,8 @@ class ScoreRecord:
     event_time_ms: int
     scored_at_ms: int
     amount: float
-    features: Mapping[str, float]
+    feature_names: tuple[str, ...]
+    feature_values: Sequence[float]
     feature_set_version: str
     score: float
     decision: int
@@ -62,6 +65,15 @@ class ScoreRecord:
     latency_ms: float = 0.0
     feature_age_ms: float = -1.0
     fallback_reason: str = ""
+
+    @property
+    def features(self) -> Mapping[str, float]:
+        """The model inputs by name; missing (non-finite) values are left out."""
+        return {
+            n: v
+            for n, v in zip(self.feature_names, self.feature_values, strict=True)
+            if math.isfinite(v)
+        }
 
 
 def _timestamp(ms: int) -> str:
@@ -80,7 +92,7 @@ def encode_score_event(record: ScoreRecord) -> bytes:
     Examples:
         >>> from services.common.events import decode_score_event
         >>> rec = ScoreRecord("tx1", "ab12", "t1", 1_700_000_000_000, 1_700_000_000_005,
-        ...     12.5, {"tx_amount": 12.5}, "fs-1", 0.25, 1, "m", "v1", 1)
+        ...     12.5, ("tx_amount",), [12.5], "fs-1", 0.25, 1, "m", "v1", 1)
         >>> ev = decode_score_event(encode_score_event(rec))
         >>> ev.model_version, ev.features["tx_amount"], ev.event_time.ToMilliseconds()
         ('v1', 12.5, 1700000000000)
@@ -91,7 +103,7 @@ def encode_score_event(record: ScoreRecord) -> bytes:
         "terminal_id": record.terminal_id,
         "event_time": _timestamp(record.event_time_ms),
         "scored_at": _timestamp(record.scored_at_ms),
-        "features": {k: _number(v) for k, v in record.features.items()},
+        "features": record.features,
         "feature_set_version": record.feature_set_version,
         "score": _number(record.score),
         "decision": _DECISIONS[record.decision],

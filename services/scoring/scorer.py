@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from riskstream.v1 import events_pb2
+from services.feature_store.aggregation import TxEvent as Transaction
 from services.feature_store.definitions import FEATURE_SET_VERSION
 from services.feature_store.online import OnlineFeatures
-from services.feature_store.redis_layout import FeatureLayoutError, OnlineStoreError
+from services.feature_store.redis_layout import (
+    FeatureLayoutError,
+    FeatureVector,
+    OnlineStoreError,
+)
 from services.scoring.decision import decide
 from services.scoring.errors import Overloaded
 from services.scoring.model_loader import ServedModel
@@ -46,17 +49,6 @@ DECISION_NAMES = {
     v.number: v.name.removeprefix("DECISION_").lower()
     for v in events_pb2.Decision.DESCRIPTOR.values
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Transaction:
-    """A validated transaction, as the request path needs it."""
-
-    transaction_id: str
-    card_id: str
-    terminal_id: str
-    amount: float
-    event_time_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +178,7 @@ class Scorer:
         self._publisher.publish(
             ScoreRecord(
                 tx.transaction_id, pseudonym, tx.terminal_id, tx.event_time_ms, now_ms,
-                tx.amount, _finite(model.layout.feature_names, row),
+                tx.amount, model.layout.feature_names, row,
                 model.metadata.feature_set_version, score, decision,
                 model.metadata.model_name, model.version, route, reasons, latency_ms,
                 card_age, "",
@@ -240,7 +232,7 @@ class Scorer:
             self._publisher.publish(
                 ScoreRecord(
                     tx.transaction_id, pseudonym, tx.terminal_id, tx.event_time_ms, now_ms,
-                    tx.amount, _finite(model.layout.feature_names, row),
+                    tx.amount, model.layout.feature_names, row,
                     model.metadata.feature_set_version, score,
                     decide(score, model.metadata.thresholds), model.metadata.model_name,
                     model.version, SHADOW, (), 0.0, card_age, "",
@@ -272,7 +264,7 @@ class Scorer:
         self._publisher.publish(
             ScoreRecord(
                 tx.transaction_id, pseudonym, tx.terminal_id, tx.event_time_ms, now_ms,
-                tx.amount, {"tx_amount": tx.amount}, FEATURE_SET_VERSION, outcome.score,
+                tx.amount, ("tx_amount",), [tx.amount], FEATURE_SET_VERSION, outcome.score,
                 outcome.decision, self._pool.model_name, "", FALLBACK, rule_reasons,
                 latency_ms, card_age, reason,
             )
@@ -286,16 +278,9 @@ class Scorer:
         )  # fmt: skip
 
 
-def _stored(vector: object) -> Stored:
-    found = getattr(vector, "found", False)
-    if not found:
-        return EMPTY
-    return Stored(vector.values, vector.event_time_ms)  # type: ignore[attr-defined]
+def _stored(vector: FeatureVector) -> Stored:
+    return Stored(vector.values, vector.event_time_ms) if vector.found else EMPTY
 
 
 def _age(event_time_ms: int | None, now_ms: int) -> float:
     return float(now_ms - event_time_ms) if event_time_ms is not None else -1.0
-
-
-def _finite(names: tuple[str, ...], row: list[float]) -> Mapping[str, float]:
-    return {n: v for n, v in zip(names, row, strict=True) if math.isfinite(v)}

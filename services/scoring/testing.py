@@ -118,14 +118,11 @@ def build_test_artifact(
         metrics={"roc_auc": 0.5},
         created_at="2026-01-05T00:00:00+00:00",
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        digest = write_artifact(
-            Path(tmp) / "a",
-            onnx_bytes=export.onnx_bytes,
-            xgb_json_bytes=bytes(booster.save_raw("json")),
-            metadata=metadata,
-        )
-        uri = store.put(Path(tmp) / "a")
+    uri, digest = store.add(
+        onnx_bytes=export.onnx_bytes,
+        xgb_json_bytes=bytes(booster.save_raw("json")),
+        metadata=metadata,
+    )
     return TestArtifact(uri, digest, metadata, booster, store.resolve(uri))
 
 

@@ -19,12 +19,10 @@ champion is made. Publishing to ``model-updates`` is the CLI's job
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -34,7 +32,7 @@ import xgboost as xgb
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.feature_store.definitions import FEATURE_SET_VERSION
-from services.registry.artifact import load_artifact, sha256_hex, write_artifact
+from services.registry.artifact import load_artifact, sha256_hex
 from services.registry.metadata import ModelMetadata, TimeWindow
 from services.registry.signing import key_id, sign_digest
 from services.registry.store import LocalArtifactStore
@@ -187,14 +185,11 @@ def train_baseline(
             "simulated_days": config.days,
         },
     )
-    with tempfile.TemporaryDirectory(prefix="riskstream-artifact-") as tmp:
-        digest = write_artifact(
-            Path(tmp) / "artifact",
-            onnx_bytes=export.onnx_bytes,
-            xgb_json_bytes=bytes(booster.save_raw("json")),
-            metadata=metadata,
-        )
-        uri = store.put(Path(tmp) / "artifact")
+    uri, digest = store.add(
+        onnx_bytes=export.onnx_bytes,
+        xgb_json_bytes=bytes(booster.save_raw("json")),
+        metadata=metadata,
+    )
     signature = sign_digest(signing_key, digest) if signing_key is not None else None
     signer = key_id(signing_key.public_key()) if signing_key is not None else ""
     # Read back through the scorer's own checks: what was stored is what loads.
