@@ -33,9 +33,10 @@ KERNELS := services/common/errors.py services/common/events.py services/common/p
            services/producer/scenarios.py services/producer/simulator.py \
            services/feature_store/definitions.py \
            services/registry/metadata.py services/registry/calibration.py \
+           services/registry/transitions.py services/registry/model_card.py \
            services/scoring/decision.py services/scoring/rules.py services/scoring/routing.py \
            services/scoring/vectorize.py services/scoring/batching.py \
-           services/scoring/reasons.py services/scoring/rollout.py \
+           services/scoring/reasons.py services/registry/rollout.py \
            services/scoring/score_events.py
 TYPED   := services/common services/stack services/cli services/producer services/registry \
            services/trainer services/scoring

@@ -1,7 +1,11 @@
 """Errors of the model registry.
 
     RiskstreamError
-    └── ArtifactRejected   a model artifact failed verification; ``reason`` says why
+    ├── ArtifactRejected      a model artifact failed verification; ``reason`` says why
+    ├── InvalidModelCard      a model card is malformed; ``field`` names what
+    ├── RegistryUnavailable   ``model-updates`` could not be read (retryable)
+    └── TransitionRefused     a registry change is not allowed (approve an archived
+                              version, an unknown version, a caller who is not admin)
 
 An artifact that fails any check is never served: callers keep their current model
 (or fall back to rules) and report ``reason`` in logs, metrics and the model-updates
@@ -50,4 +54,49 @@ class ArtifactRejected(RiskstreamError):
     def __init__(self, *, reason: str, detail: str) -> None:
         super().__init__(f"artifact rejected ({reason}): {detail}", retryable=False)
         self.reason = str(reason)
+        self.detail = detail
+
+
+class InvalidModelCard(RiskstreamError):
+    """A model card document is malformed.
+
+    Not retryable: the same document fails the same way.
+
+    Attributes:
+        field: dotted path of the offending field (``"segment_metrics.night"``), or
+            ``"<document>"`` when the document as a whole is not a card.
+        problem: what is wrong with it.
+    """
+
+    def __init__(self, *, field: str, problem: str) -> None:
+        super().__init__(f"model card: {field}: {problem}", retryable=False)
+        self.field = field
+        self.problem = problem
+
+
+class RegistryUnavailable(RiskstreamError):
+    """The registry's event log could not be read; retrying later may succeed.
+
+    Attributes:
+        topic: the log's topic.
+        detail: what failed.
+    """
+
+    def __init__(self, *, topic: str, detail: str) -> None:
+        super().__init__(f"cannot read {topic}: {detail}", retryable=True)
+        self.topic = topic
+        self.detail = detail
+
+
+class TransitionRefused(RiskstreamError):
+    """A registry change was refused; nothing was published.
+
+    Attributes:
+        version: the version the change was for ("" when none).
+        detail: why, in words a user can act on.
+    """
+
+    def __init__(self, *, version: str, detail: str) -> None:
+        super().__init__(detail, retryable=False)
+        self.version = version
         self.detail = detail

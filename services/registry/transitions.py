@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TypeAlias
 
 from riskstream.v1 import events_pb2
 from services.common.events import validate_model_version
 
-Status = events_pb2.ModelStatus.ValueType
+Status: TypeAlias = events_pb2.ModelStatus.ValueType
 
 
 def transition(

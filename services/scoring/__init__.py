@@ -10,8 +10,9 @@ When the model, Redis or the caller's deadline fails, documented rules decide an
 the response says so (route = fallback).
 
 Rooms: :mod:`config`, kernels (:mod:`decision`, :mod:`rules`, :mod:`routing`,
-:mod:`vectorize`, :mod:`batching`, :mod:`reasons`, :mod:`rollout`,
-:mod:`score_events`), adapters (:mod:`onnx_model`, :mod:`model_loader`,
+:mod:`vectorize`, :mod:`batching`, :mod:`reasons`, :mod:`score_events`; the
+rollout fold is the registry's, :mod:`services.registry.rollout`), adapters
+(:mod:`onnx_model`, :mod:`model_loader`,
 :mod:`model_updates`, :mod:`publisher`, :mod:`auth`, :mod:`telemetry`), the request
 path (:mod:`scorer`), the wire (:mod:`server`, :mod:`inference_server`,
 :mod:`interceptors`) and the wiring (:mod:`__main__`).

@@ -3,7 +3,9 @@
 A change is checked against what this scorer holds, published to ``model-updates``
 (so every scorer of the fleet converges on it, and it survives restarts) and applied
 here at once through the same path as the log's records; when the record comes back
-from the log, applying it again changes nothing.
+from the log, applying it again changes nothing. Each transition is the version's
+latest full record moved to its new status (:meth:`VersionRecord.to_event`), so
+compaction of the log never loses the version's card, metrics or plan.
 """
 
 from __future__ import annotations
@@ -12,49 +14,15 @@ import asyncio
 import logging
 from dataclasses import replace
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from riskstream.v1 import events_pb2
 from services.registry.publish import ModelVersionPublisher
+from services.registry.rollout import CANARY, CHAMPION, VersionRecord
 from services.scoring.errors import RolloutRefused
 from services.scoring.pool import ModelPool, Snapshot
-from services.scoring.rollout import CANARY, CHAMPION, VersionRecord
 
 log = logging.getLogger(__name__)
 
 ARCHIVED = events_pb2.MODEL_STATUS_ARCHIVED
-
-
-def to_proto(record: VersionRecord) -> events_pb2.ModelVersion:
-    """A transition record for ``model-updates``."""
-    now = Timestamp()
-    now.GetCurrentTime()
-    message = events_pb2.ModelVersion(
-        model_name=record.model_name,
-        version=record.version,
-        status=record.status,  # type: ignore[arg-type]
-        artifact_uri=record.artifact_uri,
-        sha256=record.sha256,
-        signature=record.signature,
-        transition_reason=record.reason,
-    )
-    message.rollout.canary_weight = record.canary_weight
-    message.transition_time.CopyFrom(now)
-    return message
-
-
-def from_proto(message: events_pb2.ModelVersion) -> VersionRecord:
-    """The rollout's view of a ``model-updates`` record."""
-    return VersionRecord(
-        model_name=message.model_name,
-        version=message.version,
-        status=message.status,
-        artifact_uri=message.artifact_uri,
-        sha256=message.sha256,
-        signature=message.signature,
-        canary_weight=message.rollout.canary_weight,
-        reason=message.transition_reason,
-    )
 
 
 class RolloutAdmin:
@@ -108,14 +76,18 @@ class RolloutAdmin:
         return await self._apply(records)
 
     @staticmethod
-    def _publish(sink: ModelVersionPublisher, records: list[VersionRecord]) -> None:
-        for record in records:
-            sink.publish(to_proto(record))
+    def _publish(sink: ModelVersionPublisher, events: list[events_pb2.ModelVersion]) -> None:
+        for event in events:
+            sink.publish(event)
 
-    async def _apply(self, records: list[VersionRecord]) -> Snapshot:
+    async def _apply(self, changes: list[VersionRecord]) -> Snapshot:
+        events = [change.to_event() for change in changes]
+        # Applied as read back from the events, so the pool keeps each version's new
+        # full record, exactly as when it comes back from the log.
+        records = [VersionRecord.from_event(event) for event in events]
         if self._sink is not None:
             # Publishing waits for the broker's acknowledgement: off the event loop.
-            await asyncio.to_thread(self._publish, self._sink, records)
+            await asyncio.to_thread(self._publish, self._sink, events)
         refusals = await asyncio.to_thread(self._pool.apply, records)
         if refusals:
             raise RolloutRefused(

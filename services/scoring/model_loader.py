@@ -20,6 +20,7 @@ from services.feature_store.definitions import FEATURE_SET_VERSION
 from services.registry.artifact import LoadedArtifact, load_artifact
 from services.registry.errors import ArtifactRejected, RejectReason
 from services.registry.metadata import ModelMetadata
+from services.registry.rollout import VersionRecord
 from services.registry.store import LocalArtifactStore
 from services.scoring.batching import MicroBatcher, Rows, Scores
 from services.scoring.onnx_model import (
@@ -29,7 +30,6 @@ from services.scoring.onnx_model import (
     choose_device,
     cuda_available,
 )
-from services.scoring.rollout import VersionRecord
 from services.scoring.vectorize import VectorLayout
 
 log = logging.getLogger(__name__)

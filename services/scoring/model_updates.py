@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 
 from services.common.errors import InvalidEvent
 from services.common.events import decode_model_version
 from services.common.kafka import KafkaClientSettings
-from services.scoring.admin import from_proto
+from services.registry.log import assign_from_beginning, whole_log_consumer
+from services.registry.rollout import VersionRecord
 from services.scoring.pool import ModelPool
-from services.scoring.rollout import VersionRecord
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +35,7 @@ class KafkaModelUpdates:
     """
 
     def __init__(self, settings: KafkaClientSettings, topic: str, pool: ModelPool) -> None:
-        self._consumer = Consumer(
-            {
-                **settings.client_config(),
-                "group.id": f"{settings.client_id}-model-updates",  # required, never committed
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "log_level": 3,
-            }
-        )
+        self._consumer = whole_log_consumer(settings, "model-updates")
         self._topic = topic
         self._pool = pool
         self._stop = threading.Event()
@@ -55,26 +47,10 @@ class KafkaModelUpdates:
         """Start following the log."""
         self._thread.start()
 
-    def _assign(self) -> dict[int, int]:
-        """Assign every partition from the beginning; returns partition → end offset."""
-        metadata = self._consumer.list_topics(self._topic, timeout=10)
-        partitions = sorted(metadata.topics[self._topic].partitions)
-        self._consumer.assign(
-            [TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in partitions]
-        )
-        ends: dict[int, int] = {}
-        for p in partitions:
-            low, high = self._consumer.get_watermark_offsets(
-                TopicPartition(self._topic, p), timeout=10
-            )
-            if high > low:
-                ends[p] = high
-        return ends
-
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                ends = self._assign()
+                ends = assign_from_beginning(self._consumer, self._topic)
                 break
             except KafkaException as exc:
                 log.warning("model-updates unavailable (%s); serving what is loaded", exc)
@@ -94,7 +70,7 @@ class KafkaModelUpdates:
                 if value is None:
                     continue  # a tombstone
                 try:
-                    pending.append(from_proto(decode_model_version(value)))
+                    pending.append(VersionRecord.from_event(decode_model_version(value)))
                 except InvalidEvent as exc:
                     log.warning("model-updates offset %d skipped: %s", message.offset(), exc)
                 partition, offset = message.partition(), message.offset()

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from services.registry.errors import ArtifactRejected
+from services.registry.rollout import RegistryView, RolloutState, VersionRecord
 from services.scoring.model_loader import ServedModel
-from services.scoring.rollout import RegistryView, RolloutState, VersionRecord
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from grpc import aio
 from riskstream.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
 from services.common.errors import InvalidEvent
 from services.common.events import validate_transaction
+from services.registry.rollout import CANARY, CHAMPION, SHADOW
 from services.scoring.admin import RolloutAdmin
 from services.scoring.pool import Snapshot
-from services.scoring.rollout import CANARY, CHAMPION, SHADOW
 from services.scoring.scorer import Decided, Scorer, Transaction
 
 #: Largest ScoreBatch accepted (bigger batches belong to a stream or a batch job).

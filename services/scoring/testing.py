@@ -24,8 +24,8 @@ from services.feature_store.redis_layout import NOT_FOUND, FeatureVector, Online
 from services.registry.artifact import METADATA_FILE, write_artifact
 from services.registry.calibration import Calibration
 from services.registry.metadata import ModelMetadata, Thresholds, TimeWindow
+from services.registry.rollout import VersionRecord
 from services.registry.store import LocalArtifactStore
-from services.scoring.rollout import VersionRecord
 from services.scoring.score_events import ScoreRecord
 from services.trainer.export import export_onnx
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from riskstream.v1 import events_pb2
+from services.registry.rollout import VersionRecord
 from services.registry.store import LocalArtifactStore
 from services.scoring.model_loader import ModelLoader
 from services.scoring.pool import ModelPool
-from services.scoring.rollout import VersionRecord
 from services.scoring.testing import TestArtifact, build_test_artifact, tampered_copy
 
 CHAMPION = events_pb2.MODEL_STATUS_CHAMPION

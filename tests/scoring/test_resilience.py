@@ -18,7 +18,6 @@ from riskstream.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
 from services.common.kafka import EventProducer, KafkaClientSettings
 from services.registry.publish import KafkaModelVersionPublisher
 from services.registry.store import LocalArtifactStore
-from services.scoring.admin import to_proto
 from services.scoring.testing import ScorerProcess, build_test_artifact
 from services.stack import StackConfig
 
@@ -99,7 +98,7 @@ def test_redis_stopped_gives_fallback_decisions_and_the_model_route_resumes_by_i
     bootstrap = running_stack.kafka.bootstrap_servers
     KafkaModelVersionPublisher(
         EventProducer(KafkaClientSettings(bootstrap)), topic=updates
-    ).publish(to_proto(artifact.record()))
+    ).publish(artifact.record().to_event())
     scores = make_topic("scores", partitions=1, dlq=False)  # type: ignore[operator]
     env = scorer_env(tmp_path, bootstrap, redis_server.port, updates, scores)
     env["RISKSTREAM_SCORING_METRICS_PORT"] = "0"

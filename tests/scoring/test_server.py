@@ -31,7 +31,6 @@ from services.feature_store.definitions import CARD_FEATURES, TERMINAL_FEATURES
 from services.feature_store.redis_layout import RedisFeatureWriter
 from services.registry.publish import KafkaModelVersionPublisher
 from services.registry.store import LocalArtifactStore
-from services.scoring.admin import to_proto
 from services.scoring.routing import CardHasher
 from services.scoring.testing import ScorerProcess, TestArtifact, build_test_artifact
 from services.scoring.vectorize import Request, Stored, VectorLayout
@@ -109,7 +108,7 @@ class Harness:
 
     def publish(self, artifact: TestArtifact, status: int, **kw: object) -> None:
         self.models[artifact.metadata.version] = artifact
-        self.sink.publish(to_proto(artifact.record(status, **kw)))
+        self.sink.publish(artifact.record(status, **kw).to_event())
 
     def start(self) -> None:
         self.scorer = ScorerProcess(self.env, self.tmp / "scorer.log")
@@ -345,7 +344,13 @@ def test_hot_swap_under_load_fails_no_request_and_mixes_no_models(harness: Harne
 
 def test_admin_canary_promote_and_rollback_are_published_to_the_log(harness: Harness) -> None:
     v3 = build_test_artifact(harness.store, version="v3", seed=3)
-    harness.publish(v3, events_pb2.MODEL_STATUS_CANDIDATE)
+    # A candidate with a card and metrics: every transition must carry them forward
+    # (compaction keeps only a version's latest record).
+    candidate = v3.record(events_pb2.MODEL_STATUS_CANDIDATE).to_event()
+    candidate.model_card_json = '{"owner":"risk-ml"}'
+    candidate.metrics["average_precision"] = 0.7
+    harness.models["v3"] = v3
+    harness.sink.publish(candidate)
     admin = harness.auth("admin")
     ask = scoring_pb2.SetCanaryWeightRequest(version="v3", weight=0.1, reason="try")
     deadline = time.monotonic() + 20
@@ -384,15 +389,23 @@ def test_admin_canary_promote_and_rollback_are_published_to_the_log(harness: Har
     )
     consumer.subscribe([harness.updates_topic])
     seen: list[tuple[str, int]] = []
+    v3_records: list[events_pb2.ModelVersion] = []
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and len(seen) < 7:
         for m in consumer.consume(100, timeout=0.5):
             if m.error() is None:
                 record = decode_model_version(m.value() or b"")
                 seen.append((record.version, record.status))
+                if record.version == "v3":
+                    v3_records.append(record)
     consumer.close()
     assert ("v3", events_pb2.MODEL_STATUS_CANARY) in seen
     assert ("v3", events_pb2.MODEL_STATUS_ARCHIVED) in seen  # the rollback's record
+    assert len(v3_records) >= 4  # candidate, canary, champion, archived
+    for record in v3_records:
+        assert record.model_card_json == '{"owner":"risk-ml"}'
+        assert dict(record.metrics) == {"average_precision": 0.7}
+        assert record.sha256 == v3.digest
 
 
 def test_grpcurl_lists_services_by_reflection_checks_health_and_scores(harness: Harness) -> None:

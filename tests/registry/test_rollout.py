@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from riskstream.v1 import events_pb2
-from services.scoring.rollout import CANARY, CHAMPION, SHADOW, RegistryView, VersionRecord
+from services.registry.rollout import CANARY, CHAMPION, SHADOW, RegistryView, VersionRecord
 
 ARCHIVED = events_pb2.MODEL_STATUS_ARCHIVED
 REJECTED = events_pb2.MODEL_STATUS_REJECTED

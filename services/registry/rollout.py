@@ -8,14 +8,24 @@ CANDIDATE records take a version out of traffic (an archived champion hands the 
 back to the last good version). Applying the same record twice changes nothing, so
 a scorer may apply its own admin changes at once and again when they come back from
 the log.
+
+Kernel: no I/O. The scorer's pool and the registry's catalog both fold with
+:class:`RegistryView`, so "who is champion" has one definition. A
+:class:`VersionRecord` keeps the full ``ModelVersion`` it was read from
+(:attr:`VersionRecord.event`), because ``model-updates`` is compacted per version:
+a transition must republish the version's whole record (card, metrics, plan), which
+:meth:`VersionRecord.to_event` does through
+:func:`services.registry.transitions.transition`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from riskstream.v1 import events_pb2
+from services.registry.transitions import transition
 
 CHAMPION = events_pb2.MODEL_STATUS_CHAMPION
 CANARY = events_pb2.MODEL_STATUS_CANARY
@@ -29,7 +39,24 @@ OUT_OF_TRAFFIC = {
 
 @dataclass(frozen=True, slots=True)
 class VersionRecord:
-    """The parts of a ``ModelVersion`` record the rollout needs."""
+    """The parts of a ``ModelVersion`` record the rollout needs, and the record itself.
+
+    Attributes:
+        event: the full record this one was read from (None for records built by
+            hand, e.g. in tests). Never mutated; left out of equality and hashing
+            (protobuf messages are mutable and unhashable).
+
+    Examples:
+        >>> event = events_pb2.ModelVersion(model_name="m", version="v2",
+        ...     status=CANARY, model_card_json='{"owner": "risk-ml"}')
+        >>> event.rollout.canary_weight = 0.1
+        >>> record = VersionRecord.from_event(event)
+        >>> record.status == CANARY, record.canary_weight
+        (True, 0.1)
+        >>> promoted = replace(record, status=CHAMPION, reason="promoted").to_event()
+        >>> promoted.status == CHAMPION, promoted.model_card_json, promoted.transition_reason
+        (True, '{"owner": "risk-ml"}', 'promoted')
+    """
 
     model_name: str
     version: str
@@ -39,6 +66,50 @@ class VersionRecord:
     signature: bytes = b""
     canary_weight: float = 0.0
     reason: str = ""
+    event: events_pb2.ModelVersion | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def from_event(cls, event: events_pb2.ModelVersion) -> VersionRecord:
+        """The rollout's view of a ``model-updates`` record (a private copy is kept)."""
+        kept = events_pb2.ModelVersion()
+        kept.CopyFrom(event)
+        return cls(
+            model_name=event.model_name,
+            version=event.version,
+            status=event.status,
+            artifact_uri=event.artifact_uri,
+            sha256=event.sha256,
+            signature=event.signature,
+            canary_weight=event.rollout.canary_weight,
+            reason=event.transition_reason,
+            event=kept,
+        )
+
+    def to_event(self, *, at: datetime | None = None) -> events_pb2.ModelVersion:
+        """This record as a ``model-updates`` transition, carrying the full record forward.
+
+        The status, reason and canary weight are this record's; everything else
+        (artifact, signature, metrics, card, plan, approval) comes from :attr:`event`.
+
+        Raises:
+            InvalidEvent: the result breaks ``validate_model_version``'s rules.
+        """
+        base = self.event
+        if base is None:
+            base = events_pb2.ModelVersion(
+                model_name=self.model_name,
+                version=self.version,
+                artifact_uri=self.artifact_uri,
+                sha256=self.sha256,
+                signature=self.signature,
+            )
+        return transition(
+            base,
+            self.status,
+            self.reason,
+            at=at,
+            canary_weight=self.canary_weight,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,121 @@
+"""Reading ``model-updates``, the registry's event log, from its beginning.
+
+Adapter (confluent-kafka). Readers of the log never join a consumer group: the log
+is compacted (one record per ``model/version`` key), small, and every reader needs
+all of it, so each assigns every partition from offset 0 and reads to the end
+offsets it saw when it started. The scorer's follower
+(:class:`services.scoring.model_updates.KafkaModelUpdates`) and the registry's
+one-shot :func:`read_model_updates` (``riskstream models``, ``approve``, retention)
+share :func:`whole_log_consumer` and :func:`assign_from_beginning`.
+
+The topic has one partition (``infra/local/stack.toml``), so "log order" is total;
+with more partitions, records of one version still keep their order (one key, one
+partition) but order across versions is the order they arrive in.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+from riskstream.v1 import events_pb2
+from services.common.errors import InvalidEvent
+from services.common.events import decode_model_version
+from services.common.kafka import KafkaClientSettings
+from services.registry.errors import RegistryUnavailable
+from services.registry.publish import MODEL_UPDATES_TOPIC
+
+log = logging.getLogger(__name__)
+
+
+def whole_log_consumer(settings: KafkaClientSettings, purpose: str) -> Consumer:
+    """A consumer for reading a whole log by assignment (no group offsets, ever).
+
+    Args:
+        settings: Kafka connection.
+        purpose: suffix of the (required but never used) group id, e.g.
+            ``"model-updates"``.
+    """
+    return Consumer(
+        {
+            **settings.client_config(),
+            "group.id": f"{settings.client_id}-{purpose}",  # required, never committed
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "log_level": 3,
+        }
+    )
+
+
+def assign_from_beginning(
+    consumer: Consumer, topic: str, *, timeout_s: float = 10.0
+) -> dict[int, int]:
+    """Assign every partition of ``topic`` from its beginning.
+
+    Returns:
+        partition → end offset (the next offset to be written) for each partition
+        that holds records now; a reader has caught up once it has read past all.
+
+    Raises:
+        KafkaException: the broker or the topic cannot be reached.
+    """
+    metadata = consumer.list_topics(topic, timeout=timeout_s)
+    described = metadata.topics[topic]
+    if described.error is not None:
+        raise KafkaException(described.error)
+    partitions = sorted(described.partitions)
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    ends: dict[int, int] = {}
+    for p in partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
+        if high > low:
+            ends[p] = high
+    return ends
+
+
+def read_model_updates(
+    settings: KafkaClientSettings,
+    *,
+    topic: str = MODEL_UPDATES_TOPIC,
+    timeout_s: float = 30.0,
+) -> list[events_pb2.ModelVersion]:
+    """Every record of the log up to its current end, in log order.
+
+    Records that do not parse are logged and skipped (the log is written by
+    riskstream's own tools); tombstones are skipped.
+
+    Raises:
+        RegistryUnavailable: the broker or topic cannot be reached, or the end was
+            not reached within ``timeout_s``.
+    """
+    consumer = whole_log_consumer(settings, "registry")
+    try:
+        try:
+            ends = assign_from_beginning(consumer, topic, timeout_s=min(timeout_s, 10.0))
+        except KafkaException as exc:
+            raise RegistryUnavailable(topic=topic, detail=str(exc)) from exc
+        events: list[events_pb2.ModelVersion] = []
+        deadline = time.monotonic() + timeout_s
+        while ends:
+            if time.monotonic() > deadline:
+                raise RegistryUnavailable(
+                    topic=topic, detail=f"end of the log not reached in {timeout_s:g} s"
+                )
+            for message in consumer.consume(500, timeout=0.25):
+                if message.error() is not None:
+                    log.warning("%s: %s", topic, message.error())
+                    continue
+                partition, offset = message.partition(), message.offset()
+                value = message.value()
+                if value is not None:
+                    try:
+                        events.append(decode_model_version(value))
+                    except InvalidEvent as exc:
+                        log.warning("%s offset %d skipped: %s", topic, offset, exc)
+                if partition in ends and offset is not None and offset + 1 >= ends[partition]:
+                    del ends[partition]
+        return events
+    finally:
+        consumer.close()
