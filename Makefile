@@ -37,9 +37,12 @@ KERNELS := services/common/errors.py services/common/events.py services/common/p
            services/scoring/decision.py services/scoring/rules.py services/scoring/routing.py \
            services/scoring/vectorize.py services/scoring/batching.py \
            services/scoring/reasons.py services/registry/rollout.py \
-           services/scoring/score_events.py
+           services/scoring/score_events.py \
+           services/controller/windows.py services/controller/divergence.py \
+           services/controller/precision.py services/controller/comparison.py \
+           services/controller/roles.py services/controller/policy.py
 TYPED   := services/common services/stack services/cli services/producer services/registry \
-           services/trainer services/scoring
+           services/trainer services/scoring services/controller
 
 lint: install              ## ruff, mypy (strict on kernels); generated-code freshness is a test
 	$(BIN)/ruff check .
