@@ -33,7 +33,7 @@ kcat -C -b "$bootstrap" -t transactions.dlq -o -1 -e -q \
   -f 'dlq: %s\n    headers: %h\n'
 
 echo; echo "== 6. train a baseline model (simulated data → reference features → XGBoost → ONNX, parity-checked) and publish it"
-$rs train-baseline --days 25 --trees 150 --publish
+$rs train-baseline --days 30 --burn-in-days 5 --validation-days 4 --holdout-days 4 --trees 150 --publish
 sleep 2
 $rs rollout list
 

@@ -1,7 +1,14 @@
-"""``riskstream train-baseline``: train, export and store a first model (optionally publish).
+"""``riskstream train-baseline`` and ``riskstream train``: train, gate, store, publish.
 
-Heavy imports (XGBoost, scikit-learn, ONNX) happen inside the command, so the rest of
-the CLI starts fast.
+``train-baseline`` trains on simulated data (a stack with no model gets its first
+champion); ``train`` trains from the offline store through Feast and compares the
+candidate with the current champion. Both run the same pipeline
+(:mod:`services.trainer.pipeline`) and, with ``--publish``, put the outcome on
+``model-updates``: CANARY (or CHAMPION for a first model) when the gate passes,
+REJECTED with the reasons when it does not.
+
+Heavy imports (XGBoost, scikit-learn, ONNX, Feast) happen inside the commands, so
+the rest of the CLI starts fast.
 """
 
 from __future__ import annotations
@@ -10,112 +17,181 @@ import argparse
 import json
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from services.common.errors import RiskstreamError
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register train-baseline."""
-    train = sub.add_parser(
-        "train-baseline",
-        help="train an XGBoost baseline on simulated data and store it as an artifact",
-    )
-    train.add_argument("--days", type=int, help="simulated days (default 40)")
-    train.add_argument("--seed", type=int, help="simulator seed (default 0)")
-    train.add_argument("--burn-in-days", type=int, help="first days left out (default 7)")
-    train.add_argument("--validation-days", type=int, help="last days validated on (default 8)")
-    train.add_argument("--trees", type=int, help="boosting rounds (default 200)")
-    train.add_argument("--customers", type=int, dest="n_customers", help="simulated cards")
-    train.add_argument("--terminals", type=int, dest="n_terminals", help="simulated terminals")
-    train.add_argument("--nthread", type=int, help="XGBoost threads (default 2)")
-    train.add_argument("--model-name", help="registry model name (default fraud-xgb)")
-    train.add_argument(
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trees", type=int, help="boosting rounds (default 200)")
+    parser.add_argument("--nthread", type=int, help="XGBoost threads (default 2)")
+    parser.add_argument("--model-name", help="registry model name (default fraud-xgb)")
+    parser.add_argument("--validation-days", type=int, help="validation days (default 7)")
+    parser.add_argument("--holdout-days", type=int, help="holdout days (default 7)")
+    parser.add_argument(
         "--store", type=Path, help="artifact store root (default $RISKSTREAM_HOME/models)"
     )
-    train.add_argument("--signing-key", type=Path, help="ed25519 private key (PEM) to sign with")
-    train.add_argument(
-        "--publish", action="store_true", help="publish to model-updates as champion"
+    parser.add_argument("--signing-key", type=Path, help="ed25519 private key (PEM) to sign with")
+    parser.add_argument(
+        "--high-impact",
+        action="store_true",
+        default=None,
+        help="the version needs `riskstream approve` before it goes past canary",
     )
-    train.add_argument("--json", action="store_true", help="machine-readable output")
-    train.set_defaults(func=cmd_train_baseline)
+    parser.add_argument("--publish", action="store_true", help="publish to model-updates")
+    parser.add_argument("--topic", default="model-updates", help="the registry's topic")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register train-baseline and train."""
+    baseline = sub.add_parser(
+        "train-baseline",
+        help="train an XGBoost model on simulated data (a stack's first champion)",
+    )
+    baseline.add_argument("--days", type=int, help="simulated days (default 45)")
+    baseline.add_argument("--seed", type=int, help="simulator seed (default 0)")
+    baseline.add_argument("--burn-in-days", type=int, help="first days left out (default 7)")
+    baseline.add_argument("--customers", type=int, dest="n_customers", help="simulated cards")
+    baseline.add_argument("--terminals", type=int, dest="n_terminals", help="simulated terminals")
+    _common(baseline)
+    baseline.set_defaults(func=cmd_train_baseline)
+
+    train = sub.add_parser(
+        "train",
+        help="train from the offline store (Feast, point in time), gate against the champion",
+    )
+    train.add_argument("--days", type=int, help="days of labelled rows before --end (default 45)")
+    train.add_argument(
+        "--end",
+        type=datetime.fromisoformat,
+        help="end of the holdout, ISO-8601 UTC (default: the newest labelled transaction)",
+    )
+    train.add_argument(
+        "--features",
+        choices=("baseline", "handbook", "full"),
+        default="baseline",
+        help="the model's feature set (default baseline)",
+    )
+    train.add_argument("--offline-root", type=Path, help="offline store root")
+    train.add_argument(
+        "--public-key", type=Path, help="ed25519 public key (PEM) verifying the champion"
+    )
+    _common(train)
+    train.set_defaults(func=cmd_train)
+
+
+def _config(args: argparse.Namespace, **extra: Any) -> Any:
+    from services.trainer.config import TrainerConfig
+
+    return TrainerConfig.from_env(
+        os.environ,
+        days=args.days,
+        trees=args.trees,
+        validation_days=args.validation_days,
+        holdout_days=args.holdout_days,
+        nthread=args.nthread,
+        model_name=args.model_name,
+        high_impact=args.high_impact,
+        **extra,
+    )
+
+
+def _publisher(args: argparse.Namespace) -> Any:
+    from services.common.kafka import EventProducer
+    from services.registry.publish import KafkaModelVersionPublisher
+    from services.stack.config import local_kafka_settings
+
+    producer = EventProducer(local_kafka_settings("riskstream-trainer"))
+    return KafkaModelVersionPublisher(producer, topic=args.topic)
+
+
+def _report(args: argparse.Namespace, run: Any, event: Any, published: bool) -> None:
+    from riskstream.v1 import events_pb2
+    from services.trainer.pipeline import summary
+
+    status = events_pb2.ModelStatus.Name(event.status).removeprefix("MODEL_STATUS_").lower()
+    if args.json:
+        print(json.dumps({**summary(run), "status": status, "published": published}, indent=2))
+        return
+    meta, metrics = run.metadata, run.metadata.metrics
+    print(
+        f"{meta.model_name}/{meta.version} {status}{' (published)' if published else ''}: "
+        f"AUC {metrics['roc_auc']:.4f} AP {metrics['average_precision']:.4f} "
+        f"CP@100 {metrics.get('card_precision_at_100', float('nan')):.3f} "
+        f"ECE {metrics['ece']:.4f} ({meta.calibration.method}) "
+        f"parity {run.parity_max_diff:.2g} in {run.seconds:.1f} s\n"
+        f"  digest {run.digest} uri {run.uri}{' signed' if run.signature else ''}"
+    )
+    for reason in run.gate.reasons:
+        print(f"  gate: {reason}")
 
 
 def cmd_train_baseline(args: argparse.Namespace) -> int:
-    """Train, export, verify and store; print one summary line (or JSON)."""
-    from riskstream.v1 import events_pb2
-    from services.common.kafka import EventProducer
-    from services.registry.publish import KafkaModelVersionPublisher, model_version_event
+    """Train on simulated data; print a summary (or JSON); publish with ``--publish``."""
     from services.registry.signing import load_private_key
     from services.registry.store import LocalArtifactStore
-    from services.stack.config import local_kafka_settings
     from services.trainer.baseline import train_baseline
-    from services.trainer.config import TrainerConfig
+    from services.trainer.pipeline import publication
 
     try:
-        config = TrainerConfig.from_env(
-            os.environ,
-            days=args.days,
+        config = _config(
+            args,
             seed=args.seed,
-            trees=args.trees,
             burn_in_days=args.burn_in_days,
-            validation_days=args.validation_days,
             n_customers=args.n_customers,
             n_terminals=args.n_terminals,
-            nthread=args.nthread,
-            model_name=args.model_name,
         )
         key = load_private_key(args.signing_key) if args.signing_key else None
-        result = train_baseline(config, store=LocalArtifactStore(args.store), signing_key=key)
+        run = train_baseline(config, store=LocalArtifactStore(args.store), signing_key=key)
+        # The baseline starts a registry: it becomes champion if it passes the gate.
+        event = publication(run, config, has_champion=False, reason="train-baseline")
         if args.publish:
-            event = model_version_event(
-                result.metadata,
-                artifact_uri=result.uri,
-                digest=result.digest,
-                status=events_pb2.MODEL_STATUS_CHAMPION,
-                transition_reason="train-baseline",
-                signature=result.signature,
-                signing_key_id=result.signing_key_id,
-            )
-            producer = EventProducer(local_kafka_settings("riskstream-trainer"))
-            KafkaModelVersionPublisher(producer).publish(event)
+            _publisher(args).publish(event)
     except RiskstreamError as exc:
         print(f"riskstream train-baseline failed: {exc}", file=sys.stderr)
         return 1
-    meta, metrics = result.metadata, result.metadata.metrics
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "model_name": meta.model_name,
-                    "version": meta.version,
-                    "digest": result.digest,
-                    "uri": result.uri,
-                    "signature": result.signature.hex() if result.signature else None,
-                    "signing_key_id": result.signing_key_id or None,
-                    "published": bool(args.publish),
-                    "feature_names": list(meta.feature_names),
-                    "feature_set_version": meta.feature_set_version,
-                    "thresholds": {
-                        "review": meta.thresholds.review,
-                        "decline": meta.thresholds.decline,
-                    },
-                    "calibration": meta.calibration.method,
-                    "metrics": dict(metrics),
-                    "parity_max_diff": result.parity_max_diff,
-                    "timings_s": dict(result.timings_s),
-                    "seconds": result.seconds,
-                },
-                indent=2,
-            )
+    _report(args, run, event, bool(args.publish))
+    return 0 if run.gate.passed else 3
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train from the offline store against the champion; publish with ``--publish``.
+
+    Exit status: 0 passed the gate, 3 rejected by it, 1 could not train.
+    """
+    from services.feature_store.config import FeatureStoreConfig
+    from services.registry.signing import load_private_key, load_public_key
+    from services.registry.store import LocalArtifactStore
+    from services.stack.config import load_stack_config, local_kafka_settings
+    from services.trainer.dataset import FEATURE_SETS
+    from services.trainer.runner import train_from_offline_store
+
+    try:
+        config = _config(args, burn_in_days=0)
+        stack = load_stack_config()
+        offline_root = args.offline_root or FeatureStoreConfig.from_env().offline_root
+        end = args.end
+        if end is not None and end.tzinfo is None:
+            raise RiskstreamError(f"--end {args.end} needs a time zone (end it with Z or +00:00)")
+        outcome = train_from_offline_store(
+            config,
+            features=FEATURE_SETS[args.features],
+            offline_root=offline_root,
+            registry_path=stack.state_dir / "feast" / "registry.db",
+            redis_url=f"redis://127.0.0.1:{stack.redis.port}",
+            store=LocalArtifactStore(args.store),
+            kafka=local_kafka_settings("riskstream-trainer"),
+            publisher=_publisher(args) if args.publish else None,
+            topic=args.topic,
+            end=end,
+            signing_key=load_private_key(args.signing_key) if args.signing_key else None,
+            public_key=load_public_key(args.public_key) if args.public_key else None,
         )
-    else:
-        print(
-            f"{meta.model_name}/{meta.version} digest {result.digest} uri {result.uri} "
-            f"AUC {metrics['roc_auc']:.4f} AP {metrics['average_precision']:.4f} "
-            f"ECE {metrics['ece']:.4f} ({meta.calibration.method}) "
-            f"parity {result.parity_max_diff:.2g} "
-            f"{'signed ' if result.signature else ''}"
-            f"{'published ' if args.publish else ''}in {result.seconds:.1f} s"
-        )
-    return 0
+    except RiskstreamError as exc:
+        print(f"riskstream train failed: {exc}", file=sys.stderr)
+        return 1
+    _report(args, outcome.run, outcome.event, outcome.published)
+    return 0 if outcome.run.gate.passed else 3

@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,10 @@ ONNX_FILE = "model.onnx"
 XGB_FILE = "model.xgb.json"
 METADATA_FILE = "metadata.json"
 MODEL_FILES = (ONNX_FILE, XGB_FILE)
+#: Files a trained artifact carries besides the model (pinned by ``files`` too).
+CARD_JSON_FILE = "model_card.json"
+CARD_MARKDOWN_FILE = "model_card.md"
+REFERENCE_FILE = "reference.json"
 
 
 @dataclass(frozen=True)
@@ -67,11 +72,18 @@ def sha256_hex(data: bytes) -> str:
 
 
 def write_artifact(
-    directory: Path, *, onnx_bytes: bytes, xgb_json_bytes: bytes, metadata: ModelMetadata
+    directory: Path,
+    *,
+    onnx_bytes: bytes,
+    xgb_json_bytes: bytes,
+    metadata: ModelMetadata,
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> str:
     """Write an artifact into ``directory`` (created; must be empty if it exists).
 
-    ``metadata.files`` is replaced by the sha256 of the two model files.
+    ``metadata.files`` is replaced by the sha256 of the two model files and of
+    ``extra_files`` (plain names → contents: the model card, reference distributions),
+    so the digest pins them as well.
 
     Returns:
         The artifact digest (sha256 hex of the written ``metadata.json``).
@@ -83,7 +95,9 @@ def write_artifact(
     directory.mkdir(parents=True, exist_ok=True)
     if any(directory.iterdir()):
         raise FileExistsError(f"{directory} is not empty")
-    contents = {ONNX_FILE: onnx_bytes, XGB_FILE: xgb_json_bytes}
+    contents = {**(extra_files or {}), ONNX_FILE: onnx_bytes, XGB_FILE: xgb_json_bytes}
+    if METADATA_FILE in contents:
+        raise ValueError(f"{METADATA_FILE} is written from the metadata, not passed as a file")
     meta = metadata.with_files({name: sha256_hex(data) for name, data in contents.items()})
     meta_bytes = meta.to_json()
     # metadata.json last: a directory with it is complete.

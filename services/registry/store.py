@@ -68,7 +68,12 @@ class LocalArtifactStore:
         return target.as_uri()
 
     def add(
-        self, *, onnx_bytes: bytes, xgb_json_bytes: bytes, metadata: ModelMetadata
+        self,
+        *,
+        onnx_bytes: bytes,
+        xgb_json_bytes: bytes,
+        metadata: ModelMetadata,
+        extra_files: Mapping[str, bytes] | None = None,
     ) -> tuple[str, str]:
         """Write an artifact (:func:`write_artifact`) straight into the store.
 
@@ -81,6 +86,7 @@ class LocalArtifactStore:
                 onnx_bytes=onnx_bytes,
                 xgb_json_bytes=xgb_json_bytes,
                 metadata=metadata,
+                extra_files=extra_files,
             )
             return self.put(Path(tmp) / "artifact"), digest
 

@@ -2,13 +2,12 @@
 
 :func:`simulate_features` runs the producer's simulator (deterministic per seed) and
 computes every feature with :func:`services.feature_store.reference.reference_features`,
-the offline implementation proved equal to the streaming one. :func:`temporal_split`
-(pure) cuts the rows by simulated day into burn-in | train | gap | validation.
+the offline implementation proved equal to the streaming one;
+:func:`services.trainer.pipeline.data_windows` cuts the rows in event time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -42,29 +41,6 @@ BASELINE_FEATURES: tuple[str, ...] = (
 KNOWN_FEATURES = frozenset((*REQUEST_FEATURES, *CARD_FEATURES, *TERMINAL_FEATURES))
 LABEL = "is_fraud"
 DAY_COLUMN = "day"
-
-
-@dataclass(frozen=True)
-class Split:
-    """Rows of one side of the split and the event-time span they cover.
-
-    Attributes:
-        frame: the rows (features, ``is_fraud``, ``day``, ``event_time``).
-        start: first instant of the span (UTC midnight of its first day).
-        end: end of the span (exclusive; UTC midnight after its last day).
-    """
-
-    frame: pd.DataFrame
-    start: datetime
-    end: datetime
-
-    def matrix(self, features: tuple[str, ...] = BASELINE_FEATURES) -> np.ndarray:
-        """The feature matrix, float32, columns in ``features`` order."""
-        return self.frame.loc[:, list(features)].to_numpy(dtype=np.float32)
-
-    def labels(self) -> np.ndarray:
-        """0/1 labels as int8."""
-        return self.frame[LABEL].to_numpy(dtype=np.int8)
 
 
 def simulate_features(config: TrainerConfig) -> tuple[pd.DataFrame, datetime]:
@@ -118,22 +94,10 @@ def simulate_features(config: TrainerConfig) -> tuple[pd.DataFrame, datetime]:
     return features, sim_config.start
 
 
-def temporal_split(
-    features: pd.DataFrame, start: datetime, config: TrainerConfig
-) -> tuple[Split, Split]:
-    """Cut rows by day: burn-in | train | gap | validation (see :class:`TrainerConfig`).
-
-    Returns:
-        ``(train, validation)``.
-    """
-    train_lo = config.burn_in_days
-    train_hi = train_lo + config.train_days
-    valid_lo = train_hi + config.gap_days
-    valid_hi = valid_lo + config.validation_days
-    day = features[DAY_COLUMN].to_numpy()
-
-    def side(lo: int, hi: int) -> Split:
-        rows = features.loc[(day >= lo) & (day < hi)].reset_index(drop=True)
-        return Split(rows, start + timedelta(days=lo), start + timedelta(days=hi))
-
-    return side(train_lo, train_hi), side(valid_lo, valid_hi)
+#: Named feature sets a run can train on (``--features``): the baseline's,
+#: the handbook's 15, and every streaming feature the definitions provide.
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "baseline": BASELINE_FEATURES,
+    "handbook": HANDBOOK_FEATURES,
+    "full": (*REQUEST_FEATURES, *CARD_FEATURES, *TERMINAL_FEATURES),
+}
