@@ -34,6 +34,8 @@ KERNELS := services/common/errors.py services/common/events.py services/common/p
            services/feature_store/definitions.py \
            services/registry/metadata.py services/registry/calibration.py \
            services/registry/transitions.py services/registry/model_card.py \
+           services/registry/catalog.py services/registry/retention.py \
+           services/registry/approval.py \
            services/scoring/decision.py services/scoring/rules.py services/scoring/routing.py \
            services/scoring/vectorize.py services/scoring/batching.py \
            services/scoring/reasons.py services/registry/rollout.py \

@@ -9,8 +9,10 @@ import sys
 from collections.abc import Sequence
 
 from services.cli import (
+    controller_commands,
     feature_commands,
     model_commands,
+    registry_commands,
     scoring_commands,
     stack_commands,
     stream_commands,
@@ -28,7 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     stream_commands.add_parsers(sub)
     feature_commands.add_parsers(sub)
     model_commands.add_parsers(sub)
+    registry_commands.add_parsers(sub)
     scoring_commands.add_parsers(sub)
+    controller_commands.add_parsers(sub)
     return parser
 
 

@@ -5,8 +5,9 @@ is compacted (one record per ``model/version`` key), small, and every reader nee
 all of it, so each assigns every partition from offset 0 and reads to the end
 offsets it saw when it started. The scorer's follower
 (:class:`services.scoring.model_updates.KafkaModelUpdates`) and the registry's
-one-shot :func:`read_model_updates` (``riskstream models``, ``approve``, retention)
-share :func:`whole_log_consumer` and :func:`assign_from_beginning`.
+one-shot :func:`read_model_updates` and :func:`read_catalog` (``riskstream models``,
+``approve``, retention) share :func:`whole_log_consumer` and
+:func:`assign_from_beginning`.
 
 The topic has one partition (``infra/local/stack.toml``), so "log order" is total;
 with more partitions, records of one version still keep their order (one key, one
@@ -24,6 +25,7 @@ from riskstream.v1 import events_pb2
 from services.common.errors import InvalidEvent
 from services.common.events import decode_model_version
 from services.common.kafka import KafkaClientSettings
+from services.registry.catalog import Catalog
 from services.registry.errors import RegistryUnavailable
 from services.registry.publish import MODEL_UPDATES_TOPIC
 
@@ -119,3 +121,19 @@ def read_model_updates(
         return events
     finally:
         consumer.close()
+
+
+def read_catalog(
+    settings: KafkaClientSettings,
+    *,
+    topic: str = MODEL_UPDATES_TOPIC,
+    timeout_s: float = 30.0,
+) -> Catalog:
+    """The registry's catalog as of the log's current end.
+
+    Raises:
+        RegistryUnavailable: see :func:`read_model_updates`.
+    """
+    catalog = Catalog()
+    catalog.apply(read_model_updates(settings, topic=topic, timeout_s=timeout_s))
+    return catalog

@@ -11,12 +11,15 @@ and shadow from the compacted log).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Protocol
 
 from riskstream.v1 import events_pb2
 from services.common.events import encode, validate_model_version
 from services.common.kafka import EventProducer
 from services.registry.metadata import ModelMetadata
+
+# The publisher interface lives with transitions (a kernel, importable without Kafka);
+# importable from here too, beside its Kafka implementation.
+from services.registry.transitions import ModelVersionPublisher as ModelVersionPublisher
 
 MODEL_UPDATES_TOPIC = "model-updates"
 
@@ -74,15 +77,11 @@ def model_version_event(
     return event
 
 
-class ModelVersionPublisher(Protocol):
-    """Where model-version events go."""
-
-    def publish(self, event: events_pb2.ModelVersion) -> None:
-        """Send ``event`` and return once it is durably stored."""
-
-
 class KafkaModelVersionPublisher:
     """Publishes to ``model-updates``, keyed ``<model_name>/<version>``, acknowledged.
+
+    The Kafka implementation of
+    :class:`services.registry.transitions.ModelVersionPublisher`.
 
     Args:
         producer: the project's acknowledged producer.

@@ -6,19 +6,28 @@ must therefore carry everything the version's first record said (artifact, diges
 signature, metrics, model card, rollout plan, thresholds) and change only the
 status and the transition fields; otherwise a promotion would erase the card and
 metrics from the registry. Every writer of transitions (scorer admin RPC, rollout
-controller, ``riskstream approve``, retention) goes through :func:`transition`.
+controller, ``riskstream approve``, retention) goes through :func:`transition`, and
+sends the result to a :class:`ModelVersionPublisher` (Kafka's is
+:class:`services.registry.publish.KafkaModelVersionPublisher`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 from riskstream.v1 import events_pb2
 from services.common.events import validate_model_version
 
 Status: TypeAlias = events_pb2.ModelStatus.ValueType
+
+
+class ModelVersionPublisher(Protocol):
+    """Where model-version events go."""
+
+    def publish(self, event: events_pb2.ModelVersion) -> None:
+        """Send ``event`` and return once it is durably stored."""
 
 
 def transition(

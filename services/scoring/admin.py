@@ -15,8 +15,8 @@ import logging
 from dataclasses import replace
 
 from riskstream.v1 import events_pb2
-from services.registry.publish import ModelVersionPublisher
 from services.registry.rollout import CANARY, CHAMPION, VersionRecord
+from services.registry.transitions import ModelVersionPublisher
 from services.scoring.errors import RolloutRefused
 from services.scoring.pool import ModelPool, Snapshot
 
