@@ -320,6 +320,8 @@ class BatchConsumer:
         before_commit: called after a batch is handled and before its offsets are
             committed: a handler that buffers (e.g. into files) makes its output
             durable here, so a commit never covers records that exist only in memory.
+        config_overrides: librdkafka settings on top of :func:`consumer_config` (e.g.
+            a longer ``max.poll.interval.ms`` for a handler that runs for minutes).
     """
 
     def __init__(
@@ -333,8 +335,11 @@ class BatchConsumer:
         policy: FailurePolicy = dead_letter_invalid_events,
         batch_size: int = 500,
         before_commit: Callable[[], None] | None = None,
+        config_overrides: Mapping[str, object] | None = None,
     ) -> None:
-        self._consumer = Consumer(consumer_config(settings, group_id))
+        self._consumer = Consumer(
+            {**consumer_config(settings, group_id), **(config_overrides or {})}
+        )
         self._consumer.subscribe(list(topics))
         self._handler = handler
         self._dead_letters = dead_letters

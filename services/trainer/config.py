@@ -83,6 +83,11 @@ class TrainerConfig:
         canary_max_p99_ms: canary end-to-end p99 above which the controller rolls back.
         high_impact: the version needs ``riskstream approve`` before promotion.
         keep_versions: versions kept out of the archive per model (retention).
+        features: the feature set of ``riskstream train`` and retrains
+            (``baseline``, ``handbook`` or ``full``; see ``dataset.FEATURE_SETS``).
+        signing_key_file: ed25519 private key (PEM) signing artifacts ("" = unsigned).
+        public_key_file: ed25519 public key (PEM) verifying the champion ("" = none).
+        metrics_port: Prometheus port of the retrain consumer (0 = none).
     """
 
     seed: int = 0
@@ -117,6 +122,10 @@ class TrainerConfig:
     canary_max_p99_ms: float = 25.0
     high_impact: bool = False
     keep_versions: int = 5
+    features: str = "baseline"
+    signing_key_file: str = ""
+    public_key_file: str = ""
+    metrics_port: int = 0
 
     def __post_init__(self) -> None:
         positive = ("days", "n_customers", "n_terminals", "validation_days", "holdout_days")
@@ -148,6 +157,8 @@ class TrainerConfig:
                 f"{self.burn_in_days}, gap {self.gap_days}, validation {self.validation_days} "
                 f"and holdout {self.holdout_days}"
             )
+        if self.features not in ("baseline", "handbook", "full"):
+            raise ConfigError(f"trainer features={self.features!r} is not baseline|handbook|full")
         if not self.model_name or not self.owner:
             raise ConfigError("trainer model_name and owner must not be empty")
 

@@ -24,8 +24,10 @@ from riskstream.v1 import events_pb2
 from services.common.kafka import KafkaClientSettings
 from services.feature_store.definitions import FEATURE_SET_VERSION, REQUEST_FEATURES
 from services.registry.artifact import LoadedArtifact, load_artifact
+from services.registry.catalog import Catalog
 from services.registry.log import read_model_updates
 from services.registry.publish import ModelVersionPublisher
+from services.registry.retention import archive_old_versions
 from services.registry.rollout import RegistryView, VersionRecord
 from services.registry.store import LocalArtifactStore
 from services.trainer.config import TrainerConfig
@@ -187,4 +189,12 @@ def train_from_offline_store(
     event = publication(run, config, has_champion=champion is not None, reason=reason)
     if publisher is not None:
         publisher.publish(event)
+        # Retention: the catalog as the log now stands (this version included).
+        catalog = Catalog()
+        catalog.apply([*events, event])
+        archived = archive_old_versions(
+            catalog, config.keep_versions, publisher, model_name=config.model_name
+        )
+        if archived:
+            log.info("retention archived %s", ", ".join(e.version for e in archived))
     return Outcome(run=run, event=event, published=publisher is not None)
