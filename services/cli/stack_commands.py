@@ -18,8 +18,8 @@ def _components(arg: str | None) -> tuple[str, ...]:
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register up, down and status."""
     only_help = (
-        "comma-separated components (kafka,redis,prometheus,flink,offline-writer,scoring); "
-        "default all"
+        "comma-separated components (kafka,redis,prometheus,flink,offline-writer,scoring,"
+        "controller); default all"
     )
     up = sub.add_parser("up", help="start Kafka, Redis and Prometheus; create topics")
     up.add_argument("--only", help=only_help)

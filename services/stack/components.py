@@ -10,6 +10,7 @@ import base64
 import json
 import shutil
 import sys
+import time
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -392,6 +393,67 @@ class ScorerComponent(Component):
         return Health(serving, f"{target} {'SERVING' if serving else 'NOT SERVING'}, {model}")
 
 
+class ControllerComponent(Component):
+    """The rollout controller (``python -m services.controller``).
+
+    It joins no consumer group (it reads ``scores`` from the canary's start), so its
+    health is its own report: the metrics endpoint answers and the loop's last-step
+    time is recent (a stalled loop is not healthy); the detail names the canary
+    under evaluation and its latest verdict.
+    """
+
+    name = "controller"
+    #: A loop that has not stepped for this long is stalled.
+    STALL_S = 30.0
+
+    def __init__(self, config: StackConfig) -> None:
+        super().__init__(config)
+        from services.controller.config import ControllerConfig
+
+        self.controller = ControllerConfig.from_env()
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.controller.metrics_port,) if self.controller.metrics_port else ()
+
+    @property
+    def start_timeout_s(self) -> float:
+        return 60.0
+
+    def prepare(self) -> list[str]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return [sys.executable, "-m", "services.controller"]
+
+    def health(self) -> Health:
+        if not self.process.alive():
+            return Health(False, "not running")
+        if not self.controller.metrics_port:
+            return Health(True, "running (no metrics port: loop not checked)")
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"http://{HOST}:{self.controller.metrics_port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                text = resp.read().decode(errors="replace")
+        except OSError as exc:
+            return Health(False, f"{url}: {exc}")
+        last_step, canary = 0.0, "no canary"
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "riskstream_controller_last_step_timestamp_seconds":
+                    last_step = sample.value
+                elif sample.name == "riskstream_controller_canary" and sample.value:
+                    labels = sample.labels
+                    canary = (
+                        f"canary {labels['canary']} vs champion {labels['champion']}: "
+                        f"{labels['verdict']}"
+                    )
+        idle = time.time() - last_step
+        if idle > self.STALL_S:
+            return Health(False, f"loop stalled ({idle:.0f} s since its last step)")
+        return Health(True, canary)
+
+
 def all_components(config: StackConfig) -> list[Component]:
     """The components in start order (stop order is the reverse)."""
     from services.stack.flink import FlinkJobComponent  # it builds on this module
@@ -409,4 +471,5 @@ def all_components(config: StackConfig) -> list[Component]:
             topics=("transactions", "labels", "features"),
         ),
         ScorerComponent(config),
+        ControllerComponent(config),
     ]

@@ -40,7 +40,7 @@ def _free_ports(n: int) -> list[int]:
 
 
 def _env(home: Path) -> dict[str, str]:
-    kafka, controller, redis_port, prom, scoring, scoring_metrics = _free_ports(6)
+    kafka, controller, redis_port, prom, scoring, scoring_metrics, rollout_metrics = _free_ports(7)
     return {
         **os.environ,
         "RISKSTREAM_HOME": str(home),
@@ -50,6 +50,7 @@ def _env(home: Path) -> dict[str, str]:
         "RISKSTREAM_PROMETHEUS_PORT": str(prom),
         "RISKSTREAM_SCORING_PORT": str(scoring),
         "RISKSTREAM_SCORING_METRICS_PORT": str(scoring_metrics),
+        "RISKSTREAM_CONTROLLER_METRICS_PORT": str(rollout_metrics),
         "RISKSTREAM_KAFKA_HEAP_MB": "384",
     }
 
