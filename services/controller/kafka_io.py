@@ -16,6 +16,7 @@ their dead letters; any other error propagates and stops the process, which
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 from confluent_kafka import OFFSET_END, KafkaException, TopicPartition
@@ -78,6 +79,9 @@ class KafkaRegistryLog:
         on_invalid: called with the topic for each record that does not decode.
     """
 
+    #: Pause between attempts to reach the log, seconds.
+    RETRY_S = 2.0
+
     def __init__(
         self,
         settings: KafkaClientSettings,
@@ -89,6 +93,7 @@ class KafkaRegistryLog:
         self._topic = topic
         self._on_invalid = on_invalid
         self._ends: dict[int, int] | None = None
+        self._failures = 0
 
     @property
     def caught_up(self) -> bool:
@@ -101,7 +106,10 @@ class KafkaRegistryLog:
             try:
                 self._ends = assign_from_beginning(self._consumer, self._topic)
             except KafkaException as exc:
-                log.warning("%s unavailable (%s); retrying", self._topic, exc)
+                self._failures += 1
+                if self._failures == 1 or self._failures % 30 == 0:
+                    log.warning("%s unavailable (%s); retrying", self._topic, exc)
+                time.sleep(self.RETRY_S)  # not a busy loop while the broker is away
                 return []
         events: list[events_pb2.ModelVersion] = []
         for message in self._consumer.consume(500, timeout=timeout_s):
