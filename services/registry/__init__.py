@@ -13,7 +13,18 @@ optionally signed (ed25519 over the digest). Rooms:
   :func:`verify_digest`.
 * :mod:`~services.registry.publish` — :class:`KafkaModelVersionPublisher`
   (``model-updates``); import it from there (it pulls in the Kafka client).
-* :mod:`~services.registry.errors` — :class:`ArtifactRejected` and its reasons.
+* :mod:`~services.registry.errors` — :class:`ArtifactRejected` and its reasons,
+  :class:`InvalidModelCard`, :class:`RegistryUnavailable`, :class:`TransitionRefused`.
+
+``model-updates`` (compacted, keyed ``model/version``) is the registry's event log
+(docs/REGISTRY.md). Kernels over it: :mod:`~services.registry.transitions` (every
+transition is the version's whole record, moved), :mod:`~services.registry.rollout`
+(the roles fold the scorers, the controller and the catalog share),
+:mod:`~services.registry.catalog` (versions, statuses, history),
+:mod:`~services.registry.retention` (which versions to archive),
+:mod:`~services.registry.approval` and :mod:`~services.registry.model_card`.
+Adapters: :mod:`~services.registry.log` (reads the whole log, no consumer group);
+settings: :mod:`~services.registry.config` (``RISKSTREAM_REGISTRY_*``).
 """
 
 from services.registry.artifact import (
