@@ -1,11 +1,12 @@
 """Canary against champion: attribute each score event to a version and keep both windows.
 
 Kernel: no I/O. A decision the model made carries its version and route (CHAMPION
-or CANARY). A model *error* does not: the scorer falls back to rules and publishes
-route FALLBACK, reason ``model_error`` and no version. It is attributed here the way
-the scorer routed it — the card's bucket (the first 8 bytes of the keyed card hash
-the event carries, :func:`services.scoring.routing.bucket_of`) under the canary
-weight (:func:`services.scoring.routing.takes_canary`). Fallbacks for other reasons
+or CANARY). A model *error* ends in rules: the scorer publishes route FALLBACK,
+reason ``model_error`` and the version that failed. Events of scorers older than
+that (no version) are attributed the way the scorer routed them — the card's bucket
+(the first 8 bytes of the keyed card hash the event carries,
+:func:`services.scoring.routing.bucket_of`) under the canary weight
+(:func:`services.scoring.routing.takes_canary`). Fallbacks for other reasons
 (features unavailable, deadline, no model) happen before routing and belong to no
 version. Shadow scores never decide and are ignored.
 """
@@ -99,6 +100,8 @@ class Comparison:
         if event.route in ("champion", "canary"):
             return event.version if event.version in self._windows else None
         if event.route == "fallback" and event.fallback_reason == MODEL_ERROR:
+            if event.version:  # the scorer names the version that failed
+                return event.version if event.version in self._windows else None
             if event.card_bucket < 0:
                 return None
             on_canary = takes_canary(event.card_bucket, self.rollout.canary_weight)

@@ -39,7 +39,8 @@ class ScoreRecord:
         score: the calibrated score (the rule score on a fallback).
         decision: ``riskstream.v1.Decision`` value.
         model_name: the model.
-        model_version: the deciding (or shadow) version; empty on a fallback.
+        model_version: the deciding (or shadow) version; on a fallback, the version
+            that failed (``model_error``) or empty.
         route: ``riskstream.v1.Route`` value.
         reasons: reason codes when they were computed.
         latency_ms: server-side time to decide.

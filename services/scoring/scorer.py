@@ -168,7 +168,9 @@ class Scorer:
             score = await model.batcher.submit(row)
         except Exception as exc:  # noqa: BLE001 (a model error must end in rules, not an error)
             self._warn(f"model {model.version} failed", exc)
-            return self._fallback(tx, "model_error", features, started, now_ms, pseudonym)
+            return self._fallback(
+                tx, "model_error", features, started, now_ms, pseudonym, failed=model.version
+            )
         decision = decide(score, model.metadata.thresholds)
         reasons: tuple[Reason, ...] = ()
         if explain:
@@ -249,7 +251,15 @@ class Scorer:
         started: float,
         now_ms: int,
         pseudonym: str,
+        *,
+        failed: str = "",
     ) -> Decided:
+        """Rules decide; the score event names the version that failed, if one did.
+
+        The response's ``model_version`` stays empty (no model decided); the audit
+        event carries ``failed`` so the rollout controller can count the error
+        against the version that raised it.
+        """
         card_values = features.card.values if features is not None and features.card.found else None
         outcome = self._rules.decide(tx.amount, card_values)
         rule_reasons = tuple(
@@ -265,7 +275,7 @@ class Scorer:
             ScoreRecord(
                 tx.transaction_id, pseudonym, tx.terminal_id, tx.event_time_ms, now_ms,
                 tx.amount, ("tx_amount",), [tx.amount], FEATURE_SET_VERSION, outcome.score,
-                outcome.decision, self._pool.model_name, "", FALLBACK, rule_reasons,
+                outcome.decision, self._pool.model_name, failed, FALLBACK, rule_reasons,
                 latency_ms, card_age, reason,
             )
         )  # fmt: skip

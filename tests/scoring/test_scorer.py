@@ -139,6 +139,11 @@ def test_every_failure_of_the_model_path_falls_back_to_rules(
         }[cause]
     )
     assert publisher.records[-1].route == FALLBACK
+    # The audit event names the version that failed (the controller counts it), and
+    # only then: the other fallbacks happen before any model was chosen.
+    failed = v1.metadata.version if cause == "model_error" else ""
+    assert publisher.records[-1].model_version == failed
+    assert decided.model_version == ""
 
 
 def test_the_canary_decides_for_its_share_and_shadows_only_publish(
