@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from services.cli import (
     controller_commands,
+    evaluate_commands,
     feature_commands,
     model_commands,
     registry_commands,
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream_commands.add_parsers(sub)
     feature_commands.add_parsers(sub)
     model_commands.add_parsers(sub)
+    evaluate_commands.add_parsers(sub)
     registry_commands.add_parsers(sub)
     scoring_commands.add_parsers(sub)
     controller_commands.add_parsers(sub)

@@ -12,9 +12,16 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from services.common.errors import RiskstreamError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from services.stack.config import StackConfig
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -90,14 +97,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _labelled_rows(root: Path, stack: object, features: tuple[str, ...], say):  # type: ignore[no-untyped-def]
+def _labelled_rows(
+    root: Path, stack: StackConfig, features: tuple[str, ...], say: Callable[[str], None]
+) -> pd.DataFrame:
     """Every fold's rows through Feast, in one build (see docs/BENCHMARKS.md)."""
     from services.feature_store.feast_store import make_store
     from services.trainer import handbook
     from services.trainer.training_set import build_training_set
 
     started = time.monotonic()
-    redis_url = f"redis://127.0.0.1:{stack.redis.port}/0"  # type: ignore[attr-defined]
+    redis_url = f"redis://127.0.0.1:{stack.redis.port}/0"
     project = f"riskstream_eval_{uuid.uuid4().hex[:8]}"  # apply writes no keys; reads none
     store = make_store(redis_url, root, root.parent / f"{root.name}-registry.db", project=project)
     start, end = handbook.rows_window()
