@@ -472,4 +472,11 @@ def all_components(config: StackConfig) -> list[Component]:
         ),
         ScorerComponent(config),
         ControllerComponent(config),
+        ServiceComponent(
+            config,
+            name="trainer",
+            module="services.trainer",
+            group_id="riskstream-trainer",
+            topics=("retrain-requests",),
+        ),
     ]

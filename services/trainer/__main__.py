@@ -21,11 +21,14 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from confluent_kafka import Message
+from prometheus_client import Counter, Histogram, start_http_server
 
 from riskstream.v1 import events_pb2
 from services.common.errors import InvalidEvent, RiskstreamError
@@ -46,7 +49,21 @@ from services.stack.config import StackConfig, load_stack_config, local_kafka_se
 from services.trainer.config import TrainerConfig
 from services.trainer.dataset import FEATURE_SETS
 
+if TYPE_CHECKING:
+    from services.trainer.runner import Outcome
+
 log = logging.getLogger(__name__)
+
+RUNS = Counter(
+    "riskstream_trainer_runs_total",
+    "Retrain requests handled, by outcome (canary, champion, rejected, failed, skipped)",
+    ["outcome"],
+)
+RUN_SECONDS = Histogram(
+    "riskstream_trainer_run_seconds",
+    "Wall time of one retrain (data, fit, gate, write, publish)",
+    buckets=(10, 30, 60, 120, 300, 600, 1200, 3600),
+)
 
 GROUP_ID = "riskstream-trainer"
 RETRAIN_TOPIC = "retrain-requests"
@@ -113,8 +130,6 @@ class RetrainHandler:
 
     def handle(self, record: Message) -> None:
         """Decode one request (InvalidEvent → DLQ), train, publish."""
-        from services.trainer.runner import train_from_offline_store  # XGBoost, ONNX
-
         request = decode_retrain_request(record.value() or b"")
         if request.model_name and request.model_name != self.config.model_name:
             log.info("request %s is for %s, not %s: skipped", request.request_id,
@@ -122,6 +137,7 @@ class RetrainHandler:
             return
         if request.request_id in self.handled or self._already_published(request.request_id):
             log.info("request %s was already handled: skipped", request.request_id)
+            RUNS.labels("skipped").inc()
             return
         end = request.window_end.ToDatetime(tzinfo=UTC) if request.HasField("window_end") else None
         why = events_pb2.RetrainReason.Name(request.reason).removeprefix("RETRAIN_REASON_")
@@ -130,7 +146,24 @@ class RetrainHandler:
             f"by {request.requested_by or 'unknown'})"
         )
         log.info("retraining for request %s (%s)", request.request_id, reason)
-        outcome = train_from_offline_store(
+        started = time.monotonic()
+        try:
+            outcome = self._train(end, reason)
+        except Exception:
+            RUNS.labels("failed").inc()
+            raise
+        RUN_SECONDS.observe(time.monotonic() - started)
+        status = events_pb2.ModelStatus.Name(outcome.event.status)
+        RUNS.labels(status.removeprefix("MODEL_STATUS_").lower()).inc()
+        self.handled.add(request.request_id)
+        self.outcomes.append(outcome.event)
+        log.info("request %s: %s/%s %s", request.request_id, outcome.event.model_name,
+                 outcome.event.version, status)  # fmt: skip
+
+    def _train(self, end: datetime | None, reason: str) -> Outcome:
+        from services.trainer.runner import train_from_offline_store  # XGBoost, ONNX
+
+        return train_from_offline_store(
             self.config,
             features=FEATURE_SETS[self.config.features],
             offline_root=self.offline_root,
@@ -145,12 +178,6 @@ class RetrainHandler:
             public_key=self._public,
             reason=reason,
         )
-        self.handled.add(request.request_id)
-        self.outcomes.append(outcome.event)
-        log.info(
-            "request %s: %s/%s %s", request.request_id, outcome.event.model_name,
-            outcome.event.version, events_pb2.ModelStatus.Name(outcome.event.status),
-        )  # fmt: skip
 
 
 def run(
@@ -210,6 +237,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     stack = load_stack_config()
     config = TrainerConfig.from_env(os.environ, burn_in_days=0)
+    port = config.metrics_port or stack.metrics_ports.get("trainer", 0)
+    if port:
+        start_http_server(port, addr="127.0.0.1")
     run(
         config,
         local_kafka_settings("riskstream-trainer"),
