@@ -42,7 +42,8 @@ KERNELS := services/common/errors.py services/common/events.py services/common/p
            services/scoring/score_events.py \
            services/controller/windows.py services/controller/divergence.py \
            services/controller/precision.py services/controller/comparison.py \
-           services/controller/roles.py services/controller/policy.py
+           services/controller/roles.py services/controller/policy.py \
+           services/trainer/gate.py services/trainer/segments.py services/trainer/distributions.py
 TYPED   := services/common services/stack services/cli services/producer services/registry \
            services/trainer services/scoring services/controller
 

@@ -1,15 +1,24 @@
-"""Trainer: turns labelled transactions into a verified, servable model artifact.
+"""Trainer: turns labelled transactions into gated, carded, signed model versions.
 
-Today it holds the baseline procedure behind ``riskstream train-baseline``
-(simulated data → reference features → XGBoost → calibration → thresholds → ONNX
-with a parity check → registry artifact). Rooms: :mod:`config` (settings),
-:mod:`dataset` (data and temporal split), :mod:`evaluation` (calibration, ECE,
-thresholds; kernels), :mod:`export` (ONNX and parity), :mod:`baseline` (the
-procedure), :mod:`errors`.
+Rooms:
+
+* settings — :mod:`config` (``RISKSTREAM_TRAINER_*``);
+* kernels — :mod:`evaluation` (calibration, ECE, thresholds), :mod:`metrics` (AUC,
+  AP, Card Precision@k, recall at FPR), :mod:`segments` (bias audit), :mod:`gate`
+  (the validation gate), :mod:`distributions` (reference distributions);
+* data — :mod:`dataset` (simulated rows, feature sets), :mod:`training_set` (Feast
+  point-in-time training set from the offline store), :mod:`fdh_replay`;
+* the run — :mod:`pipeline` (split, grid, calibrate, export, holdout, gate, write),
+  :mod:`export` (ONNX and parity), :mod:`baseline` (simulated first champion),
+  :mod:`runner` (offline store → run → ``model-updates``), :mod:`handbook` (the
+  handbook's evaluation protocol);
+* wiring — :mod:`__main__` (the ``retrain-requests`` consumer), :mod:`errors`.
+
+Heavy libraries (XGBoost, ONNX, Feast) load in the modules that need them; this
+package imports none of them.
 """
 
 from services.trainer.config import TrainerConfig
-from services.trainer.dataset import BASELINE_FEATURES
 from services.trainer.errors import ParityError, TrainingFailed
 
-__all__ = ["BASELINE_FEATURES", "ParityError", "TrainerConfig", "TrainingFailed"]
+__all__ = ["ParityError", "TrainerConfig", "TrainingFailed"]
