@@ -9,9 +9,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from confluent_kafka import Consumer
 
 from riskstream.v1 import events_pb2
+from services.cli.__main__ import main
 from services.common.events import encode
 from services.common.kafka import EventProducer, KafkaClientSettings
 from services.registry.store import LocalArtifactStore
@@ -71,3 +73,17 @@ def test_bad_and_failing_requests_go_to_the_dlq_with_the_reason(
     assert len(reasons) == 2, letters
     assert reasons[0].startswith("model_name")  # the malformed field is named
     assert "no labelled transactions" in reasons[1]
+
+
+def test_riskstream_train_without_labelled_rows_says_so(
+    running_stack: StackConfig, make_topic: Callable[..., str], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    updates = make_topic("model-updates", partitions=1, dlq=False)
+    code = main(["train", "--offline-root", str(tmp_path / "nothing"), "--topic", updates,
+                 "--store", str(tmp_path / "models")])  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "riskstream train failed" in err and "no labelled transactions" in err
+    code = main(["train", "--end", "2018-04-16T00:00:00", "--topic", updates])
+    assert code == 1 and "needs a time zone" in capsys.readouterr().err
