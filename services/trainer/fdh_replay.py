@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import multiprocessing
 import shutil
 import socket
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -48,6 +49,14 @@ from services.stack.groups import consumer_lag
 from services.stack.process import wait_until
 
 Progress = Callable[[str], None]
+
+
+class EventLike(Protocol):
+    """A multiprocessing event, as far as the writer needs it."""
+
+    def is_set(self) -> bool: ...
+
+
 _TOPICS = ("transactions", "labels", "features")
 
 
@@ -116,58 +125,60 @@ def replay_into_offline_store(
     ):
         seconds["start"] = time.monotonic() - mark
         say(f"feature job healthy after {seconds['start']:.0f} s (topics {prefix}*)")
-        stop_writer = threading.Event()
-        written: list[int] = []
-        errors: list[BaseException] = []
+        # The offline writer in its own process, as the stack runs it: in this one it
+        # would share the interpreter lock with the publisher and halve both.
+        spawn = multiprocessing.get_context("spawn")
+        stop_writer = spawn.Event()
+        writer = spawn.Process(
+            target=_offline_writer,
+            args=(offline_root, prefix, kafka, stop_writer),
+            name="offline-writer",
+            daemon=True,
+        )
+        writer.start()
+        try:
+            mark = time.monotonic()
+            stream = replay_csv(dataset, start=start, end=end, label_delay=label_delay,
+                                sorted_input=True)  # fmt: skip
+            report = stream_to_kafka(stream, publisher_for(kafka, topic_prefix=prefix), Pacer())
+            counts = report.counts
+            seconds["publish"] = time.monotonic() - mark
+            say(f"published {counts.transactions:,} transactions and {counts.labels:,} labels "
+                f"in {seconds['publish']:.0f} s")  # fmt: skip
 
-        def writer() -> None:
-            try:
-                config = FeatureStoreConfig(offline_root, group_id=prefix + "offline-writer")
-                written.append(
-                    run_offline_writer(
-                        config, kafka, should_stop=stop_writer.is_set, topic_prefix=prefix
-                    )
+            deadline = began + timeout_s
+            inputs = [prefix + "transactions", prefix + "labels"]
+
+            def job_done() -> bool:
+                lag = consumer_lag(stack.kafka.bootstrap_servers, job.group_id, inputs)
+                say(f"feature job lag {lag.total:,}")
+                return lag.uncommitted == 0 and lag.total == 0
+
+            if not wait_until(job_done, timeout_s=deadline - time.monotonic(), interval_s=15.0):
+                raise InfraError("the feature job did not catch up in time", component="flink")
+            seconds["features"] = time.monotonic() - mark
+            outputs = [prefix + t for t in _TOPICS]
+
+            def writer_done() -> bool:
+                if not writer.is_alive():
+                    return True
+                lag = consumer_lag(
+                    stack.kafka.bootstrap_servers, prefix + "offline-writer", outputs
                 )
-            except Exception as exc:  # noqa: BLE001 - surfaced in the caller's thread below
-                errors.append(exc)
+                say(f"offline writer lag {lag.total:,}")
+                return lag.uncommitted == 0 and lag.total == 0
 
-        thread = threading.Thread(target=writer, name="offline-writer", daemon=True)
-        thread.start()
-        mark = time.monotonic()
-        stream = replay_csv(dataset, start=start, end=end, label_delay=label_delay,
-                            sorted_input=True)  # fmt: skip
-        report = stream_to_kafka(stream, publisher_for(kafka, topic_prefix=prefix), Pacer())
-        counts = report.counts
-        seconds["publish"] = time.monotonic() - mark
-        say(f"published {counts.transactions:,} transactions and {counts.labels:,} labels "
-            f"in {seconds['publish']:.0f} s")  # fmt: skip
-
-        deadline = began + timeout_s
-        inputs = [prefix + "transactions", prefix + "labels"]
-
-        def job_done() -> bool:
-            lag = consumer_lag(stack.kafka.bootstrap_servers, job.group_id, inputs)
-            say(f"feature job lag {lag.total:,}")
-            return lag.uncommitted == 0 and lag.total == 0
-
-        if not wait_until(job_done, timeout_s=deadline - time.monotonic(), interval_s=15.0):
-            raise InfraError("the feature job did not catch up in time", component="flink")
-        seconds["features"] = time.monotonic() - mark
-        outputs = [prefix + t for t in _TOPICS]
-
-        def writer_done() -> bool:
-            if errors:
-                return True
-            lag = consumer_lag(stack.kafka.bootstrap_servers, prefix + "offline-writer", outputs)
-            say(f"offline writer lag {lag.total:,}")
-            return lag.uncommitted == 0 and lag.total == 0
-
-        if not wait_until(writer_done, timeout_s=deadline - time.monotonic(), interval_s=5.0):
-            raise InfraError("the offline writer did not catch up in time", component="offline")
-        stop_writer.set()
-        thread.join(timeout=120)
-        if errors:
-            raise InfraError(f"offline writer failed: {errors[0]}", component="offline")
+            if not wait_until(writer_done, timeout_s=deadline - time.monotonic(), interval_s=5.0):
+                raise InfraError("the offline writer did not catch up in time", component="offline")
+            if not writer.is_alive():
+                raise InfraError(
+                    f"offline writer exited with {writer.exitcode}", component="offline"
+                )
+        finally:
+            stop_writer.set()
+            writer.join(timeout=120)
+            if writer.is_alive():
+                writer.kill()
         seconds["offline"] = time.monotonic() - mark
         ends = _end_offsets(
             stack, [prefix + "features", prefix + "transactions.dlq", prefix + "labels.dlq"]
@@ -274,6 +285,14 @@ def _feature_job(
     finally:
         job.process.stop(timeout_s=30)
         shutil.rmtree(config.state_dir, ignore_errors=True)
+
+
+def _offline_writer(
+    offline_root: Path, prefix: str, kafka: KafkaClientSettings, stop: EventLike
+) -> None:
+    """The offline writer on the private topics, until ``stop`` is set (child process)."""
+    config = FeatureStoreConfig(offline_root, group_id=prefix + "offline-writer")
+    run_offline_writer(config, kafka, should_stop=stop.is_set, topic_prefix=prefix)
 
 
 def _end_offsets(stack: StackConfig, topics: list[str]) -> dict[str, int]:
