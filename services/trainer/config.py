@@ -82,7 +82,6 @@ class TrainerConfig:
         min_canary_requests: canary requests before the controller may promote.
         canary_max_p99_ms: canary end-to-end p99 above which the controller rolls back.
         high_impact: the version needs ``riskstream approve`` before promotion.
-        keep_versions: versions kept out of the archive per model (retention).
         features: the feature set of ``riskstream train`` and retrains
             (``baseline``, ``handbook`` or ``full``; see ``dataset.FEATURE_SETS``).
         signing_key_file: ed25519 private key (PEM) signing artifacts ("" = unsigned).
@@ -121,7 +120,6 @@ class TrainerConfig:
     min_canary_requests: int = 200
     canary_max_p99_ms: float = 25.0
     high_impact: bool = False
-    keep_versions: int = 5
     features: str = "baseline"
     signing_key_file: str = ""
     public_key_file: str = ""
@@ -129,7 +127,7 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         positive = ("days", "n_customers", "n_terminals", "validation_days", "holdout_days")
-        for name in (*positive, "trees", "nthread", "ece_bins", "onnx_opset", "keep_versions"):
+        for name in (*positive, "trees", "nthread", "ece_bins", "onnx_opset"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"trainer {name}={getattr(self, name)} must be >= 1")
         for name in ("burn_in_days", "gap_days", "min_canary_requests", "gate_min_segment_rows"):

@@ -25,6 +25,7 @@ from services.common.kafka import KafkaClientSettings
 from services.feature_store.definitions import FEATURE_SET_VERSION, REQUEST_FEATURES
 from services.registry.artifact import LoadedArtifact, load_artifact
 from services.registry.catalog import Catalog
+from services.registry.config import RegistryConfig
 from services.registry.log import read_model_updates
 from services.registry.publish import ModelVersionPublisher
 from services.registry.retention import archive_old_versions
@@ -127,6 +128,7 @@ def train_from_offline_store(
     signing_key: Ed25519PrivateKey | None = None,
     public_key: Ed25519PublicKey | None = None,
     reason: str = "riskstream train",
+    keep_versions: int | None = None,
 ) -> Outcome:
     """Champion from the log → rows from the offline store → pipeline → publish.
 
@@ -145,6 +147,8 @@ def train_from_offline_store(
         signing_key: signs the artifact.
         public_key: verifies the champion's artifact.
         reason: the published transition's reason.
+        keep_versions: retention after publishing (``RISKSTREAM_REGISTRY_KEEP_VERSIONS``
+            when None, the setting ``riskstream models prune`` uses).
 
     Raises:
         TrainingFailed: no labelled rows, a one-class side, a missing feature.
@@ -192,9 +196,8 @@ def train_from_offline_store(
         # Retention: the catalog as the log now stands (this version included).
         catalog = Catalog()
         catalog.apply([*events, event])
-        archived = archive_old_versions(
-            catalog, config.keep_versions, publisher, model_name=config.model_name
-        )
+        keep = RegistryConfig.from_env().keep_versions if keep_versions is None else keep_versions
+        archived = archive_old_versions(catalog, keep, publisher, model_name=config.model_name)
         if archived:
             log.info("retention archived %s", ", ".join(e.version for e in archived))
     return Outcome(run=run, event=event, published=publisher is not None)
