@@ -3,7 +3,7 @@
 The run, in phases (each timed):
 
 1. split — rows by event time: train | gap (label delay) | validation | holdout
-   (:func:`data_windows`);
+   (:func:`services.trainer.rows.data_windows`);
 2. fit — XGBoost ``binary:logistic`` for each point of the small grid (tree depth by
    fraud-row weight), chosen by average precision on the validation rows only;
 3. calibrate — Platt or isotonic on validation (lower held-out ECE), thresholds on
@@ -27,17 +27,15 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import onnx
 import onnxmltools
-import onnxruntime as ort
 import pandas as pd
 import sklearn
 import xgboost as xgb
@@ -53,291 +51,37 @@ from services.registry.artifact import (
     load_artifact,
     sha256_hex,
 )
-from services.registry.calibration import Calibration
-from services.registry.metadata import ModelMetadata, Thresholds, TimeWindow
+from services.registry.metadata import ModelMetadata
 from services.registry.model_card import ModelCard
 from services.registry.publish import model_version_event
 from services.registry.signing import key_id, sign_digest
 from services.registry.store import LocalArtifactStore
+from services.trainer.card import build_model_card
 from services.trainer.config import TrainerConfig
 from services.trainer.distributions import reference_document
 from services.trainer.errors import TrainingFailed
-from services.trainer.evaluation import (
-    choose_calibration,
-    choose_thresholds,
-    expected_calibration_error,
-    fit_calibration,
-)
+from services.trainer.evaluation import choose_thresholds
 from services.trainer.export import OnnxExport, check_parity, export_onnx
+from services.trainer.fitting import GridPoint, calibrate, search_grid
 from services.trainer.gate import GateBounds, GateResult, HoldoutReport, evaluate_gate
-from services.trainer.metrics import (
-    average_precision,
-    card_precision_at_k,
-    recall_at_fpr,
-    roc_auc,
+from services.trainer.holdout import (
+    LATENCY_CALLS,
+    artifact_raw,
+    holdout_evaluation,
+    one_row_latency_p99_ms,
+    onnx_raw,
 )
-from services.trainer.segments import SegmentAudit, segment_audit, segment_labels
+from services.trainer.rows import (
+    data_windows,
+    feature_matrix,
+    label_array,
+    require_both_classes,
+    rows_in,
+    time_window,
+    utc_text,
+)
 
 log = logging.getLogger(__name__)
-
-LABEL = "is_fraud"
-LATENCY_CALLS = 2000
-
-INTENDED_USE = (
-    "Real-time fraud score for card-present and card-not-present payment authorisations, "
-    "served by riskstream's scorer to approve, send to manual review or decline. Not for "
-    "credit decisions, customer profiling or any use outside payment fraud screening."
-)
-LIMITATIONS = (
-    "Trained on labels known after a fixed label delay: fraud patterns newer than the "
-    "training window are not represented.",
-    "Terminal fraud risk features lag by the label delay and are 0 for new terminals.",
-    "Card history features start empty for new cards: first transactions of a card are "
-    "scored mainly on amount and time.",
-    "Calibration holds for the fraud rate of the training period; a shift in base rate "
-    "moves the meaning of the thresholds.",
-)
-FAILURE_MODES = (
-    "Redis unavailable or slow: the scorer falls back to amount/velocity rules "
-    "(route=fallback), not this model.",
-    "Feature pipeline lag: stale card features understate velocity (the response carries "
-    "the feature age).",
-    "Card-testing bursts faster than the 10-minute window's refresh are seen late.",
-    "Segments with few frauds in the holdout (see metrics by segment) have unreliable "
-    "recall estimates.",
-)
-
-
-@dataclass(frozen=True)
-class DataWindows:
-    """Event-time spans of one run's rows, each ``[start, end)`` in UTC."""
-
-    train: tuple[datetime, datetime]
-    validation: tuple[datetime, datetime]
-    holdout: tuple[datetime, datetime]
-
-
-def data_windows(end: datetime, config: TrainerConfig) -> DataWindows:
-    """Spans ending at ``end``: holdout, validation before it, the gap, then training.
-
-    Training covers ``config.train_days`` days.
-
-    Examples:
-        >>> w = data_windows(datetime(2026, 3, 1, tzinfo=UTC), TrainerConfig(days=30,
-        ...     burn_in_days=0, validation_days=3, holdout_days=2))
-        >>> [f"{a:%m-%d}..{b:%m-%d}" for a, b in (w.train, w.validation, w.holdout)]
-        ['01-30..02-17', '02-24..02-27', '02-27..03-01']
-    """
-    holdout = (end - timedelta(days=config.holdout_days), end)
-    validation = (holdout[0] - timedelta(days=config.validation_days), holdout[0])
-    train_end = validation[0] - timedelta(days=config.gap_days)
-    return DataWindows(
-        train=(train_end - timedelta(days=config.train_days), train_end),
-        validation=validation,
-        holdout=holdout,
-    )
-
-
-def _rows(frame: pd.DataFrame, span: tuple[datetime, datetime]) -> pd.DataFrame:
-    times = frame["event_time"]
-    return frame.loc[(times >= span[0]) & (times < span[1])].reset_index(drop=True)
-
-
-def _utc(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _window(span: tuple[datetime, datetime]) -> TimeWindow:
-    return TimeWindow(_utc(span[0]), _utc(span[1]))
-
-
-def _matrix(frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
-    return np.ascontiguousarray(frame.loc[:, list(features)].to_numpy(dtype=np.float32))
-
-
-def _labels(frame: pd.DataFrame) -> np.ndarray:
-    return frame[LABEL].to_numpy(dtype=np.int8)
-
-
-def _both_classes(frame: pd.DataFrame, side: str) -> None:
-    y = _labels(frame)
-    if len(y) == 0 or y.min() == y.max():
-        raise TrainingFailed(
-            f"{side} rows hold one class only ({len(y)} rows, {int(y.sum())} frauds)",
-            stage="data",
-        )
-
-
-# --- fit ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GridPoint:
-    """One fitted point of the hyper-parameter grid and its validation AP."""
-
-    max_depth: int
-    scale_pos_weight: float
-    rule: str
-    validation_ap: float
-
-
-def _pos_weight(rule: str, y: np.ndarray) -> float:
-    if rule == "sqrt":
-        frauds = max(int(y.sum()), 1)
-        return math.sqrt((len(y) - frauds) / frauds)
-    return float(rule)
-
-
-def fit_booster(
-    x: np.ndarray,
-    y: np.ndarray,
-    features: Sequence[str],
-    config: TrainerConfig,
-    *,
-    max_depth: int,
-    scale_pos_weight: float,
-) -> xgb.Booster:
-    """XGBoost ``binary:logistic`` (histogram trees), columns named ``features``."""
-    params = {
-        "objective": "binary:logistic",
-        "eval_metric": "aucpr",
-        "tree_method": "hist",
-        "max_depth": max_depth,
-        "eta": config.learning_rate,
-        "scale_pos_weight": scale_pos_weight,
-        "nthread": config.nthread,
-        "seed": config.seed,
-    }
-    data = xgb.DMatrix(x, label=y, feature_names=list(features))
-    return xgb.train(params, data, num_boost_round=config.trees)
-
-
-def search_grid(
-    train: pd.DataFrame, valid: pd.DataFrame, features: Sequence[str], config: TrainerConfig
-) -> tuple[xgb.Booster, GridPoint, tuple[GridPoint, ...]]:
-    """Fit every grid point on ``train``; keep the best validation AP (holdout unseen)."""
-    x, y = _matrix(train, features), _labels(train)
-    x_valid, y_valid = _matrix(valid, features), _labels(valid)
-    best: tuple[xgb.Booster, GridPoint] | None = None
-    points: list[GridPoint] = []
-    for depth in config.max_depths():
-        for rule in config.pos_weight_rules():
-            weight = _pos_weight(rule, y)
-            booster = fit_booster(x, y, features, config, max_depth=depth, scale_pos_weight=weight)
-            raw = booster.predict(xgb.DMatrix(x_valid, feature_names=list(features)))
-            point = GridPoint(depth, weight, rule, average_precision(y_valid, raw))
-            points.append(point)
-            log.info(
-                "grid depth=%d pos_weight=%s: validation AP %.4f", depth, rule, point.validation_ap
-            )
-            if best is None or point.validation_ap > best[1].validation_ap:
-                best = (booster, point)
-    assert best is not None  # the config guarantees a non-empty grid
-    return best[0], best[1], tuple(points)
-
-
-def calibrate(
-    raw: np.ndarray, y: np.ndarray, config: TrainerConfig
-) -> tuple[Calibration, dict[str, float]]:
-    """The configured map (``auto``: Platt or isotonic by held-out ECE) and the ECEs seen."""
-    if config.calibration == "auto":
-        choice = choose_calibration(raw, y, bins=config.ece_bins)
-        return choice.calibration, dict(choice.heldout_ece)
-    if config.calibration == "identity":
-        return Calibration.identity(), {}
-    return fit_calibration(raw, y, config.calibration), {}
-
-
-# --- holdout ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HoldoutResult:
-    """What the served path does on the holdout rows."""
-
-    metrics: Mapping[str, float]
-    audit: SegmentAudit
-    score: np.ndarray
-
-
-def holdout_evaluation(
-    frame: pd.DataFrame,
-    raw: np.ndarray,
-    calibration: Calibration,
-    thresholds: Thresholds,
-    config: TrainerConfig,
-) -> HoldoutResult:
-    """Metrics of raw probabilities ``raw`` of the holdout ``frame`` as served.
-
-    Ranking metrics use the calibrated score (what the scorer returns; monotone maps
-    keep AUC, and isotonic ties can only lower AP a little); ECE and decision rates
-    use it too.
-    """
-    y = _labels(frame)
-    score = calibration.apply(raw)
-    day = frame["event_time"].dt.floor("D").to_numpy()
-    declined, flagged = score >= thresholds.decline, score >= thresholds.review
-    frauds = max(int(y.sum()), 1)
-    metrics = {
-        "roc_auc": roc_auc(y, score),
-        "average_precision": average_precision(y, score),
-        "card_precision_at_100": card_precision_at_k(
-            day, frame["card_id"].to_numpy(), y, score, k=100
-        ).mean,
-        "recall_at_1pct_fpr": recall_at_fpr(y, score, fpr=0.01),
-        "ece": expected_calibration_error(score, y, config.ece_bins),
-        "ece_raw": expected_calibration_error(raw, y, config.ece_bins),
-        "fraud_rate": float(y.mean()),
-        "review_rate": float(np.mean(flagged & ~declined)),
-        "decline_rate": float(declined.mean()),
-        "decline_precision": float(y[declined].mean()) if declined.any() else 0.0,
-        "flagged_recall": float(y[flagged].sum() / frauds),
-        "rows": float(len(y)),
-    }
-    labels = segment_labels(
-        frame["tx_amount"].to_numpy(),
-        frame["tx_is_night"].to_numpy(),
-        frame["tx_is_weekend"].to_numpy(),
-    )
-    audit = segment_audit(labels, score, y, thresholds, min_rows=config.gate_min_segment_rows)
-    return HoldoutResult(metrics=metrics, audit=audit, score=score)
-
-
-def artifact_raw(artifact: LoadedArtifact, frame: pd.DataFrame) -> np.ndarray:
-    """Raw fraud probabilities of ``frame`` from an artifact's ONNX model (CPU).
-
-    Raises:
-        TrainingFailed: the frame lacks a feature the artifact's model needs.
-    """
-    meta = artifact.metadata
-    missing = [f for f in meta.feature_names if f not in frame.columns]
-    if missing:
-        raise TrainingFailed(
-            f"{meta.version} needs features the training rows lack: {missing}", stage="champion"
-        )
-    session = ort.InferenceSession(artifact.onnx_bytes, providers=["CPUExecutionProvider"])
-    (out,) = session.run([meta.output_name], {meta.input_name: _matrix(frame, meta.feature_names)})
-    return np.asarray(out)[:, meta.output_index].astype(np.float64)
-
-
-def one_row_latency_p99_ms(onnx_bytes: bytes, row: np.ndarray, output: str, *, calls: int) -> float:
-    """p99 of ``calls`` one-row ONNX Runtime runs (one intra-op thread, as the scorer)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: row.reshape(1, -1)}
-    for _ in range(50):
-        session.run([output], feed)
-    took = np.empty(calls)
-    for i in range(calls):
-        start = time.perf_counter()
-        session.run([output], feed)
-        took[i] = time.perf_counter() - start
-    return float(np.percentile(took, 99) * 1000.0)
-
-
-# --- run -------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -427,19 +171,19 @@ def train_candidate(
         raise TrainingFailed(f"training rows lack features {missing}", stage="data")
     windows = data_windows(end, config)
     train, valid, holdout = (
-        _rows(frame, windows.train),
-        _rows(frame, windows.validation),
-        _rows(frame, windows.holdout),
+        rows_in(frame, windows.train),
+        rows_in(frame, windows.validation),
+        rows_in(frame, windows.holdout),
     )
     for side, rows in (("training", train), ("validation", valid), ("holdout", holdout)):
-        _both_classes(rows, side)
+        require_both_classes(rows, side)
     lap("split")
     log.info("rows: train %d, validation %d, holdout %d", len(train), len(valid), len(holdout))
 
     booster, best, grid = search_grid(train, valid, features, config)
     lap("fit")
 
-    x_valid, y_valid = _matrix(valid, features), _labels(valid)
+    x_valid, y_valid = feature_matrix(valid, features), label_array(valid)
     raw_valid = booster.predict(xgb.DMatrix(x_valid, feature_names=list(features)))
     calibration, heldout_ece = calibrate(raw_valid, y_valid, config)
     thresholds = choose_thresholds(
@@ -452,7 +196,7 @@ def train_candidate(
     lap("calibrate")
 
     export: OnnxExport = export_onnx(booster, len(features), opset=config.onnx_opset)
-    x_holdout = _matrix(holdout, features)
+    x_holdout = feature_matrix(holdout, features)
     parity = check_parity(
         export, booster, np.vstack([x_valid, x_holdout]), tolerance=config.parity_tolerance
     )
@@ -461,9 +205,9 @@ def train_candidate(
     )
     lap("export")
 
-    session = ort.InferenceSession(export.onnx_bytes, providers=["CPUExecutionProvider"])
-    (probabilities,) = session.run([export.output_name], {export.input_name: x_holdout})
-    raw_holdout = np.asarray(probabilities)[:, export.output_index].astype(np.float64)
+    raw_holdout = onnx_raw(
+        export.onnx_bytes, export.input_name, export.output_name, export.output_index, x_holdout
+    )
     result = holdout_evaluation(holdout, raw_holdout, calibration, thresholds, config)
     champion_report: HoldoutReport | None = None
     champion_metrics: dict[str, float] = {}
@@ -503,7 +247,7 @@ def train_candidate(
         **{f"ece_heldout_{m}": v for m, v in heldout_ece.items()},
         "validation_average_precision": best.validation_ap,
         "train_rows": float(len(train)),
-        "train_frauds": float(_labels(train).sum()),
+        "train_frauds": float(label_array(train).sum()),
         "validation_rows": float(len(valid)),
         "parity_max_abs_diff": parity,
         "latency_p99_ms_one_row": latency,
@@ -519,10 +263,10 @@ def train_candidate(
         input_name=export.input_name,
         output_name=export.output_name,
         output_index=export.output_index,
-        train_window=_window(windows.train),
-        validation_window=_window(windows.validation),
+        train_window=time_window(windows.train),
+        validation_window=time_window(windows.validation),
         metrics={k: float(v) for k, v in metrics.items() if np.isfinite(v)},
-        created_at=_utc(created),
+        created_at=utc_text(created),
         framework={
             "trainer": trainer,
             "xgboost": xgb.__version__,
@@ -537,49 +281,24 @@ def train_candidate(
             "scale_pos_weight": f"{best.scale_pos_weight:.6g} ({best.rule})",
         },
     )
-    card = ModelCard(
-        model_name=metadata.model_name,
-        version=version,
-        owner=config.owner,
-        intended_use=INTENDED_USE,
-        created_at=metadata.created_at,
-        train_window=metadata.train_window,
-        validation_window=metadata.validation_window,
+    card = build_model_card(
+        metadata,
+        config,
+        holdout=result,
+        heldout_ece=heldout_ece,
+        gate=gate,
+        champion_metrics=champion_metrics,
         data_sources=(
             *data_sources,
             f"holdout (gate, metrics, reference distributions): "
-            f"{_utc(windows.holdout[0])} to {_utc(windows.holdout[1])}",
+            f"{utc_text(windows.holdout[0])} to {utc_text(windows.holdout[1])}",
         ),
-        feature_set_version=FEATURE_SET_VERSION,
-        feature_names=tuple(features),
-        metrics={k: v for k, v in metadata.metrics.items()},
-        segment_metrics={
-            name: {k: float(v) for k, v in entry.items()}
-            for name, entry in result.audit.metrics.items()
-        },
-        calibration={
-            "method": calibration.method,
-            "ece_holdout": float(result.metrics["ece"]),
-            "ece_raw_holdout": float(result.metrics["ece_raw"]),
-            **{f"ece_heldout_{m}": float(v) for m, v in heldout_ece.items()},
-        },
-        gate={
-            **gate.to_dict(),
-            **{
-                f"champion_{k}": float(v)
-                for k, v in champion_metrics.items()
-                if k in ("roc_auc", "card_precision_at_100", "ece", "decline_rate")
-            },
-        },
-        limitations=LIMITATIONS,
-        failure_modes=FAILURE_MODES,
-        high_impact=config.high_impact,
     )
     reference = reference_document(
         {name: holdout[name].to_numpy(dtype=np.float64) for name in features},
         result.score,
         feature_names=features,
-        window={"start": _utc(windows.holdout[0]), "end": _utc(windows.holdout[1])},
+        window={"start": utc_text(windows.holdout[0]), "end": utc_text(windows.holdout[1])},
     )
     uri, digest = store.add(
         onnx_bytes=export.onnx_bytes,

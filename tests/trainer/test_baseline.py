@@ -35,7 +35,7 @@ from services.trainer.config import TrainerConfig
 from services.trainer.dataset import BASELINE_FEATURES, KNOWN_FEATURES, simulate_features
 from services.trainer.errors import ParityError
 from services.trainer.export import check_parity, export_onnx
-from services.trainer.pipeline import data_windows
+from services.trainer.rows import data_windows
 
 SMALL = {"days": 28, "burn_in_days": 3, "validation_days": 5, "holdout_days": 5,
          "n_customers": 2000, "n_terminals": 4000, "trees": 60, "seed": 11}  # fmt: skip
