@@ -40,7 +40,9 @@ def _free_ports(n: int) -> list[int]:
 
 
 def _env(home: Path) -> dict[str, str]:
-    kafka, controller, redis_port, prom, scoring, scoring_metrics, rollout_metrics = _free_ports(7)
+    kafka, controller, redis_port, prom, scoring, scoring_metrics, rollout_metrics, trainer = (
+        _free_ports(8)
+    )
     return {
         **os.environ,
         "RISKSTREAM_HOME": str(home),
@@ -51,6 +53,7 @@ def _env(home: Path) -> dict[str, str]:
         "RISKSTREAM_SCORING_PORT": str(scoring),
         "RISKSTREAM_SCORING_METRICS_PORT": str(scoring_metrics),
         "RISKSTREAM_CONTROLLER_METRICS_PORT": str(rollout_metrics),
+        "RISKSTREAM_TRAINER_METRICS_PORT": str(trainer),
         "RISKSTREAM_KAFKA_HEAP_MB": "384",
     }
 
