@@ -9,7 +9,6 @@ to their topic's DLQ.
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 from collections.abc import Callable
 
@@ -23,6 +22,7 @@ from services.common.kafka import (
     EventProducer,
     KafkaClientSettings,
 )
+from services.common.shutdown import stop_on_signals
 from services.feature_store.config import FeatureStoreConfig
 from services.feature_store.offline import ParquetOfflineWriter
 from services.stack import local_kafka_settings
@@ -97,16 +97,9 @@ def main() -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    stopping = False
-
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    should_stop = stop_on_signals()
     kafka = local_kafka_settings("riskstream-offline-writer")
-    run(FeatureStoreConfig.from_env(), kafka, should_stop=lambda: stopping)
+    run(FeatureStoreConfig.from_env(), kafka, should_stop=should_stop)
     return 0
 
 

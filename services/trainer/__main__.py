@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from services.common.kafka import (
     FailureAction,
     KafkaClientSettings,
 )
+from services.common.shutdown import stop_on_signals
 from services.feature_store.config import FeatureStoreConfig
 from services.registry.log import read_model_updates
 from services.registry.publish import MODEL_UPDATES_TOPIC, KafkaModelVersionPublisher
@@ -227,14 +227,7 @@ def main() -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    stopping = False
-
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    should_stop = stop_on_signals()
     stack = load_stack_config()
     config = TrainerConfig.from_env(os.environ, burn_in_days=0)
     port = config.metrics_port or stack.metrics_ports.get("trainer", 0)
@@ -246,7 +239,7 @@ def main() -> int:
         stack=stack,
         offline_root=FeatureStoreConfig.from_env().offline_root,
         store=LocalArtifactStore(),
-        should_stop=lambda: stopping,
+        should_stop=should_stop,
     )
     return 0
 

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from services.registry.calibration import Calibration
 from services.registry.metadata import Thresholds
@@ -143,25 +142,26 @@ def _rate_threshold(ranked: np.ndarray, cut: np.ndarray, rate: float) -> float:
     return float(min(1.0, np.nextafter(ranked[0], np.inf)))  # even the top tie is too many
 
 
-def validation_metrics(
-    raw: np.ndarray, score: np.ndarray, y: np.ndarray, thresholds: Thresholds, *, bins: int
-) -> dict[str, float]:
-    """Ranking metrics of the raw probability; decision metrics of the calibrated score.
+def decision_metrics(score: np.ndarray, y: np.ndarray, thresholds: Thresholds) -> dict[str, float]:
+    """What the thresholds do to calibrated ``score`` with labels ``y``.
 
     Returns:
-        ``roc_auc``, ``average_precision`` (raw probability), ``ece_raw``,
-        ``ece_in_sample`` (calibrated score, on the rows the map was fitted on),
-        ``fraud_rate``, ``review_rate``, ``decline_rate``,
-        ``decline_precision``, ``flagged_recall`` (review or decline), ``rows``.
+        ``fraud_rate``, ``review_rate`` (reviewed, not declined), ``decline_rate``,
+        ``decline_precision`` (frauds among declines; 0 with none), ``flagged_recall``
+        (frauds reviewed or declined) and ``rows``.
+
+    Examples:
+        >>> m = decision_metrics(np.array([0.95, 0.6, 0.6, 0.1]), np.array([1, 1, 0, 0]),
+        ...                      Thresholds(review=0.5, decline=0.9))
+        >>> m["decline_rate"], m["decline_precision"], m["review_rate"], m["flagged_recall"]
+        (0.25, 1.0, 0.5, 1.0)
     """
+    score = np.asarray(score, dtype=np.float64)
+    y = np.asarray(y)
     declined = score >= thresholds.decline
     flagged = score >= thresholds.review
     frauds = max(int(y.sum()), 1)
     return {
-        "roc_auc": float(roc_auc_score(y, raw)),
-        "average_precision": float(average_precision_score(y, raw)),
-        "ece_in_sample": expected_calibration_error(score, y, bins),
-        "ece_raw": expected_calibration_error(raw, y, bins),
         "fraud_rate": float(y.mean()),
         "review_rate": float(np.mean(flagged & ~declined)),
         "decline_rate": float(declined.mean()),

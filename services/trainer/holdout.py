@@ -19,7 +19,7 @@ from services.registry.calibration import Calibration
 from services.registry.metadata import Thresholds
 from services.trainer.config import TrainerConfig
 from services.trainer.errors import TrainingFailed
-from services.trainer.evaluation import expected_calibration_error
+from services.trainer.evaluation import decision_metrics, expected_calibration_error
 from services.trainer.metrics import average_precision, card_precision_at_k, recall_at_fpr, roc_auc
 from services.trainer.rows import feature_matrix, label_array
 from services.trainer.segments import SegmentAudit, segment_audit, segment_labels
@@ -52,8 +52,6 @@ def holdout_evaluation(
     y = label_array(frame)
     score = calibration.apply(raw)
     day = frame["event_time"].dt.floor("D").to_numpy()
-    declined, flagged = score >= thresholds.decline, score >= thresholds.review
-    frauds = max(int(y.sum()), 1)
     metrics = {
         "roc_auc": roc_auc(y, score),
         "average_precision": average_precision(y, score),
@@ -63,12 +61,7 @@ def holdout_evaluation(
         "recall_at_1pct_fpr": recall_at_fpr(y, score, fpr=0.01),
         "ece": expected_calibration_error(score, y, config.ece_bins),
         "ece_raw": expected_calibration_error(raw, y, config.ece_bins),
-        "fraud_rate": float(y.mean()),
-        "review_rate": float(np.mean(flagged & ~declined)),
-        "decline_rate": float(declined.mean()),
-        "decline_precision": float(y[declined].mean()) if declined.any() else 0.0,
-        "flagged_recall": float(y[flagged].sum() / frauds),
-        "rows": float(len(y)),
+        **decision_metrics(score, y, thresholds),
     }
     labels = segment_labels(
         frame["tx_amount"].to_numpy(),

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.registry import Calibration, Thresholds
+from services.registry import Calibration
 from services.trainer.evaluation import (
     choose_calibration,
     choose_thresholds,
     expected_calibration_error,
     fit_calibration,
-    validation_metrics,
 )
 
 
@@ -79,12 +78,3 @@ def test_decline_falls_back_to_one_when_precision_is_never_reached() -> None:
     y[::10] = 1
     t = choose_thresholds(score, y, review_rate=0.1, decline_precision=0.9, decline_max_rate=0.5)
     assert t.decline == 1.0 and t.review <= t.decline
-
-
-def test_validation_metrics_counts() -> None:
-    score = np.array([0.95, 0.6, 0.6, 0.1])
-    y = np.array([1, 1, 0, 0])
-    m = validation_metrics(score, score, y, Thresholds(review=0.5, decline=0.9), bins=10)
-    assert m["decline_rate"] == 0.25 and m["decline_precision"] == 1.0
-    assert m["review_rate"] == 0.5 and m["flagged_recall"] == 1.0
-    assert m["roc_auc"] == pytest.approx(0.875) and m["rows"] == 4.0
