@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.errors import ConfigError
+from services.common.settings import env_settings
 from services.feature_store.redis_layout import PROJECT
 from services.stack.config import load_stack_config
 
@@ -117,29 +118,5 @@ class ScoringConfig:
             "tokens_file": scoring_dir / "tokens.json",
             "card_hash_key_file": scoring_dir / "card_hash.key",
         }
-        types = {f.name: f.type for f in fields(cls)}
-        for key, raw in env.items():
-            if not key.startswith(_PREFIX):
-                continue
-            name = key[len(_PREFIX) :].lower()
-            if name not in types:
-                raise ConfigError(f"unknown setting {key}")
-            values[name] = _parse(key, raw, str(types[name]))
+        values |= env_settings(cls, _PREFIX, env)
         return cls(**values)  # type: ignore[arg-type]
-
-
-def _parse(key: str, raw: str, type_name: str) -> object:
-    try:
-        if type_name == "int":
-            return int(raw)
-        if type_name == "float":
-            return float(raw)
-        if type_name == "bool":
-            if raw.lower() not in {"1", "0", "true", "false", "yes", "no"}:
-                raise ValueError(raw)
-            return raw.lower() in {"1", "true", "yes"}
-        if "Path" in type_name:
-            return Path(raw) if raw else None
-        return raw
-    except ValueError as exc:
-        raise ConfigError(f"{key}={raw!r} is not a valid {type_name}") from exc

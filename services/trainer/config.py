@@ -13,22 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.errors import ConfigError
+from services.common.settings import env_settings
 from services.feature_store.definitions import DAY, LABEL_DELAY_S
 
 ENV_PREFIX = "RISKSTREAM_TRAINER_"
 CALIBRATIONS = ("auto", "platt", "isotonic", "identity")
-
-
-def _parse_bool(value: object) -> bool:
-    """``true/false/1/0/yes/no`` (any case) or a bool; anything else is an error."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{value!r} is not a boolean")
 
 
 @dataclass(frozen=True)
@@ -204,32 +193,15 @@ class TrainerConfig:
         return rules
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> TrainerConfig:
-        """Build from field name → value (strings are converted to the field's type).
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> TrainerConfig:
+        """``RISKSTREAM_TRAINER_<FIELD>`` variables, then ``overrides`` (None skipped).
 
         Raises:
-            ConfigError: unknown key or unparseable value.
+            ConfigError: an unknown variable, a bad value, or settings out of range.
         """
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
+        values = env_settings(cls, ENV_PREFIX, env)
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
             raise ConfigError(f"unknown trainer setting(s): {', '.join(unknown)}")
-        kwargs: dict[str, Any] = {}
-        for name, value in values.items():
-            kind = type(getattr(cls(), name))
-            try:
-                kwargs[name] = _parse_bool(value) if kind is bool else kind(value)
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"trainer {name}={value!r} is not a {kind.__name__}") from exc
-        return cls(**kwargs)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> TrainerConfig:
-        """``RISKSTREAM_TRAINER_<FIELD>`` variables, then ``overrides`` (None skipped)."""
-        values: dict[str, Any] = {
-            key.removeprefix(ENV_PREFIX).lower(): value
-            for key, value in env.items()
-            if key.startswith(ENV_PREFIX)
-        }
         values |= {k: v for k, v in overrides.items() if v is not None}
-        return cls.from_mapping(values)
+        return cls(**values)  # type: ignore[arg-type]
