@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install up down status demo test test-unit lint proto bench clean
+.PHONY: install up down status demo tour test test-unit lint proto bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,8 +23,11 @@ down:                      ## stop what `up` started
 status:
 	$(BIN)/riskstream status
 
-demo: install              ## the system end to end on this machine
+demo: install              ## the system end to end: riskstream demo (drift → retrain → canary → promotion)
 	bash scripts/demo.sh
+
+tour: install              ## a guided tour of the pieces on the shared stack (kcat, DLQ, features, score)
+	bash scripts/tour.sh
 
 # Pure kernels are type-checked strictly; adapters and wiring with mypy's defaults.
 KERNELS := services/common/errors.py services/common/events.py services/common/pii.py \
@@ -43,9 +46,11 @@ KERNELS := services/common/errors.py services/common/events.py services/common/p
            services/controller/windows.py services/controller/divergence.py \
            services/controller/precision.py services/controller/comparison.py \
            services/controller/roles.py services/controller/policy.py \
-           services/trainer/gate.py services/trainer/segments.py services/trainer/distributions.py
+           services/trainer/gate.py services/trainer/segments.py services/trainer/distributions.py \
+           services/demo/config.py services/demo/timeline.py services/demo/summary.py \
+           services/demo/charts.py services/demo/report.py
 TYPED   := services/common services/stack services/cli services/producer services/registry \
-           services/trainer services/scoring services/controller
+           services/trainer services/scoring services/controller services/demo
 
 lint: install              ## ruff, mypy (strict on kernels); generated-code freshness is a test
 	$(BIN)/ruff check .

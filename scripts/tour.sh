@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The system end to end, as far as it is built: real Kafka, Redis, Prometheus and
+# A guided tour of the pieces (the main demo is `riskstream demo`, scripts/demo.sh): real Kafka, Redis, Prometheus and
 # the PyFlink feature job come up, the simulator streams card transactions, kcat (a
 # third-party client) reads them, the job's per-card features appear in Redis, and
 # riskstream's validating consumer sends a malformed event to the DLQ; a baseline

@@ -6,10 +6,13 @@ A pure kernel: numbers in, text out. The HTML holds every plot as inline SVG
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 
 from services.demo.charts import bar_chart, line_chart, timeline_chart
 from services.demo.summary import PHASES, SCORE_BINS, Summary
@@ -121,6 +124,29 @@ def summary_lines(result: DemoResult) -> list[str]:
         f"{'promoted' if result.promoted else 'NOT promoted'}; wall time {result.wall_s:.0f} s"
     )
     return lines
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def result_json(result: DemoResult) -> str:
+    """The result as JSON (NaN as null), for scripts and the end-to-end test.
+
+    Examples:
+        >>> from services.demo.summary import DemoSummary
+        >>> empty = DemoResult(DemoSummary().result(), (), 26, 30, None, "none", (), None,
+        ...                    False, 1.0)
+        >>> json.loads(result_json(empty))["summary"]["requests"]
+        0
+    """
+    return json.dumps(_jsonable(dataclasses.asdict(result)), indent=2)
 
 
 def render_html(result: DemoResult) -> str:

@@ -41,10 +41,10 @@ class Timeline:
     Examples:
         >>> plan = plan_timeline(DemoConfig(), today=datetime(2026, 11, 20, tzinfo=UTC))
         >>> plan.start.isoformat(), plan.start.weekday() == SIMULATOR_EPOCH.weekday()
-        ('2026-08-30T00:00:00+00:00', True)
+        ('2026-09-13T00:00:00+00:00', True)
         >>> plan.scored_from_day, plan.drift_day, plan.retrain_ready_day, plan.horizon_day
-        (26, 30, 56, 76)
-        >>> plan.phase(plan.start + timedelta(days=27, hours=3))
+        (19, 22, 44, 64)
+        >>> plan.phase(plan.start + timedelta(days=20, hours=3))
         'pre-drift'
     """
 
