@@ -1,0 +1,147 @@
+"""Settings of the drift monitor (``RISKSTREAM_DRIFT_*``), read once in ``__main__``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from services.common.errors import ConfigError
+from services.drift.monitor import MonitorSettings
+from services.stack.config import load_stack_config
+
+ENV_PREFIX = "RISKSTREAM_DRIFT_"
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """What the drift monitor watches and when it asks for a retrain.
+
+    Attributes:
+        model_name: the model whose champion is monitored.
+        window_rows: rows that close a window (and bound its memory).
+        window_s: seconds after a window's first row that close it.
+        min_window_rows: rows a window needs to be judged.
+        false_alarm_rate: confirmed drifts per window accepted on a stationary
+            stream (0..1); the per-window test level follows from it.
+        persistence_k: flagged windows among the last ``persistence_m`` that confirm.
+        persistence_m: windows remembered by the persistence rule.
+        cooldown_s: least time between two retrain requests, seconds.
+        score_adwin_delta: ADWIN's bound on the score stream.
+        error_adwin_delta: ADWIN's bound on the error stream.
+        ph_threshold: Page-Hinkley's threshold (both streams).
+        ph_delta: Page-Hinkley's tolerated drift per value.
+        max_pending_labels: decisions kept while awaiting their label (count).
+        min_labels: labels joined before an error alarm counts as decay.
+        min_error_increase: relative rise of the mean error an ADWIN alarm must show.
+        max_model_age_s: champion age (since created_at) that asks for a retrain,
+            seconds; 0 turns it off.
+        max_data_age_s: newest event time minus the end of the champion's train
+            window that asks for a retrain, seconds; 0 turns it off.
+        scores_topic: the scorers' decisions.
+        labels_topic: the verdicts.
+        model_updates_topic: the registry's event log.
+        retrain_topic: where requests go.
+        group_id: the consumer group (and the faust app id).
+        offset_reset: where a new group starts, ``latest`` or ``earliest``.
+        report_dir: where window reports go ("" = ``<state>/drift/reports``).
+        keep_reports: newest reports kept per model (count).
+        tick_interval_s: how often the registry is followed and quiet windows close.
+        public_key_file: ed25519 key artifacts must be signed with ("" = sha256 only).
+        metrics_port: Prometheus endpoint port (0: none).
+    """
+
+    model_name: str = "fraud-xgb"
+    window_rows: int = 10_000
+    window_s: float = 60.0
+    min_window_rows: int = 1_000
+    false_alarm_rate: float = 0.001
+    persistence_k: int = 2
+    persistence_m: int = 3
+    cooldown_s: float = 3_600.0
+    score_adwin_delta: float = 1e-5
+    error_adwin_delta: float = 1e-5
+    ph_threshold: float = 50.0
+    ph_delta: float = 0.005
+    max_pending_labels: int = 200_000
+    min_labels: int = 500
+    min_error_increase: float = 0.2
+    max_model_age_s: float = 30 * 86_400.0
+    max_data_age_s: float = 60 * 86_400.0
+    scores_topic: str = "scores"
+    labels_topic: str = "labels"
+    model_updates_topic: str = "model-updates"
+    retrain_topic: str = "retrain-requests"
+    group_id: str = "riskstream-drift"
+    offset_reset: str = "latest"
+    report_dir: str = ""
+    keep_reports: int = 1_000
+    tick_interval_s: float = 2.0
+    public_key_file: str = ""
+    metrics_port: int = 9104
+
+    def __post_init__(self) -> None:
+        positive = (
+            "window_rows", "window_s", "min_window_rows", "cooldown_s", "score_adwin_delta",
+            "error_adwin_delta", "ph_threshold", "max_pending_labels", "keep_reports",
+            "tick_interval_s",
+        )  # fmt: skip
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()}: must be positive")
+        for name in ("ph_delta", "min_labels", "min_error_increase", "max_model_age_s",
+                     "max_data_age_s", "metrics_port"):  # fmt: skip
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{ENV_PREFIX}{name.upper()}: must not be negative")
+        if self.window_rows < 2 or self.min_window_rows > self.window_rows:
+            raise ConfigError(f"{ENV_PREFIX}MIN_WINDOW_ROWS must be <= WINDOW_ROWS (>= 2)")
+        if not 0.0 < self.false_alarm_rate < 1.0:
+            raise ConfigError(f"{ENV_PREFIX}FALSE_ALARM_RATE: must be in (0, 1)")
+        if not 1 <= self.persistence_k <= self.persistence_m:
+            raise ConfigError(f"{ENV_PREFIX}PERSISTENCE_K: need 1 <= K <= PERSISTENCE_M")
+        if self.offset_reset not in ("latest", "earliest"):
+            raise ConfigError(f"{ENV_PREFIX}OFFSET_RESET: latest or earliest")
+        if not self.model_name or not self.group_id:
+            raise ConfigError(f"{ENV_PREFIX}MODEL_NAME and GROUP_ID must not be empty")
+
+    @property
+    def monitor(self) -> MonitorSettings:
+        """The monitor's thresholds."""
+        names = {f.name for f in fields(MonitorSettings)}
+        return MonitorSettings(**{n: getattr(self, n) for n in names})
+
+    @property
+    def window_level(self) -> float:
+        """The Benjamini-Hochberg level each window is judged at."""
+        return self.monitor.window_level
+
+    def reports_path(self, state_dir: Path) -> Path:
+        """Where reports go (``report_dir``, else under the stack's state directory)."""
+        return Path(self.report_dir) if self.report_dir else state_dir / "drift" / "reports"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> DriftConfig:
+        """Read ``RISKSTREAM_DRIFT_*`` over the stack's metrics port for ``drift``.
+
+        Raises:
+            ConfigError: an unknown key, or a value of the wrong type or range.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, object] = {
+            "metrics_port": load_stack_config(env).metrics_ports.get("drift", 9104)
+        }
+        kinds: dict[str, type[int] | type[float] | type[str]] = {
+            f.name: {"int": int, "float": float}.get(str(f.type), str) for f in fields(cls)
+        }
+        for key, raw in env.items():
+            if not key.startswith(ENV_PREFIX):
+                continue
+            name = key.removeprefix(ENV_PREFIX).lower()
+            if name not in kinds:
+                raise ConfigError(f"unknown setting {key}")
+            try:
+                values[name] = kinds[name](raw)
+            except ValueError as exc:
+                raise ConfigError(f"{key}={raw!r} is not a {kinds[name].__name__}") from exc
+        return cls(**values)  # type: ignore[arg-type]
