@@ -31,8 +31,10 @@ class DetectorAlarm:
     Attributes:
         stream: ``score`` or ``error``.
         detector: ``adwin`` or ``page_hinkley``.
-        mean_before: the stream's mean as the detector saw it before the change.
-        mean_after: its mean after (ADWIN's shrunk window; the last value for PH).
+        mean_before: the stream's mean before the change (ADWIN: the dropped
+            sub-window's; Page-Hinkley: the running mean since its last alarm).
+        mean_after: its mean after (ADWIN: the kept window's; Page-Hinkley: the
+            value that crossed the threshold).
         observations: values the detector had seen when it fired.
     """
 
@@ -82,16 +84,18 @@ class StreamDetectors:
     def update(self, value: float) -> list[DetectorAlarm]:
         """Feed one value; the alarms it raised (usually none)."""
         alarms: list[DetectorAlarm] = []
-        before = self._adwin.estimation if self.observations else value
+        width, total = self._adwin.width, self._adwin.total
         running = self._sum / self.observations if self.observations else value
         self.observations += 1
         self._sum += value
         self._adwin.update(value)  # type: ignore[no-untyped-call]
         if self._adwin.drift_detected:
+            # ADWIN drops its oldest sub-window when the two differ: compare the
+            # dropped part's mean (before the change) with the kept part's (after).
+            dropped = width + 1 - self._adwin.width
+            old = (total + value - self._adwin.total) / dropped if dropped > 0 else running
             alarms.append(
-                DetectorAlarm(
-                    self.stream, "adwin", before, self._adwin.estimation, self.observations
-                )
+                DetectorAlarm(self.stream, "adwin", old, self._adwin.estimation, self.observations)
             )
         self._ph.update(value)  # type: ignore[no-untyped-call]
         if self._ph.drift_detected:
