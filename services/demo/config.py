@@ -79,13 +79,13 @@ class DemoConfig:
     trees: int = 100
     warmup_rate: float = 1500.0
     scored_rate: float = 400.0
-    live_rate: float = 120.0
+    live_rate: float = 40.0
     max_flink_lag: int = 6000
     canary_weight: float = 0.5
     min_canary_requests: int = 300
     after_promotion_requests: int = 600
     gate_latency_budget_ms: float = 25.0
-    timeout_s: float = 900.0
+    timeout_s: float = 1800.0
     drift_timeout_s: float = 240.0
     home: Path | None = None
 

@@ -41,9 +41,9 @@ class Timeline:
     Examples:
         >>> plan = plan_timeline(DemoConfig(), today=datetime(2026, 11, 20, tzinfo=UTC))
         >>> plan.start.isoformat(), plan.start.weekday() == SIMULATOR_EPOCH.weekday()
-        ('2026-09-13T00:00:00+00:00', True)
+        ('2026-09-06T00:00:00+00:00', True)
         >>> plan.scored_from_day, plan.drift_day, plan.retrain_ready_day, plan.horizon_day
-        (19, 22, 44, 64)
+        (19, 22, 44, 74)
         >>> plan.phase(plan.start + timedelta(days=20, hours=3))
         'pre-drift'
     """
@@ -79,7 +79,7 @@ class Timeline:
         return self.day_of(when) >= self.scored_from_day
 
 
-def plan_timeline(config: DemoConfig, *, today: datetime, extra_days: int = 20) -> Timeline:
+def plan_timeline(config: DemoConfig, *, today: datetime, extra_days: int = 30) -> Timeline:
     """The phases for ``config``, placed so that the whole stream lies in the past.
 
     Args:
