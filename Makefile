@@ -47,6 +47,7 @@ KERNELS := services/common/errors.py services/common/events.py services/common/p
            services/controller/precision.py services/controller/comparison.py \
            services/controller/roles.py services/controller/policy.py \
            services/trainer/gate.py services/trainer/segments.py services/trainer/distributions.py \
+           services/trainer/metrics.py \
            services/demo/config.py services/demo/timeline.py services/demo/summary.py \
            services/demo/charts.py services/demo/report.py
 TYPED   := services/common services/stack services/cli services/producer services/registry \
