@@ -64,6 +64,8 @@ def worker(config: DriftConfig, *, kafka: KafkaClientSettings | None = None) -> 
     kafka = kafka or local_kafka_settings("riskstream-drift")
     telemetry = prometheus_or_null(config.metrics_port)
     report_dir = config.reports_path(stack.state_dir)
+    datadir = stack.state_dir / "drift" / "faust"
+    datadir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level
     app = build_app(
         config,
         kafka=kafka,
@@ -71,7 +73,7 @@ def worker(config: DriftConfig, *, kafka: KafkaClientSettings | None = None) -> 
             config, kafka=kafka, telemetry=telemetry, report_dir=report_dir
         ),
         telemetry=telemetry,
-        datadir=stack.state_dir / "drift" / "faust",
+        datadir=datadir,
     )
     return faust.Worker(app, loglevel="WARNING", override_logging=False)
 

@@ -90,18 +90,30 @@ class DriftLoop:
     def tick(self) -> None:
         """Follow the registry, close a quiet window, check ages."""
         self._telemetry.on_tick()
-        for record in self._registry.poll(0.05):
-            self._view.apply([VersionRecord.from_event(record)])
-        if self._registry.caught_up:
-            self._follow()
+        self._poll_registry(0.05)
         self._timed(Tick(int(self._clock() * 1000)))
 
     def update(self, item: Scored | Labelled) -> None:
-        """Feed one decoded record."""
+        """Feed one decoded record (the first waits until the registry is read)."""
+        if not self._registry.caught_up:
+            self.catch_up()
         self._timed(item)
         if isinstance(item, Labelled):
             perf = self.monitor.performance
             self._telemetry.on_labels(perf.labelled, perf.pending)
+
+    def catch_up(self, timeout_s: float = 30.0) -> None:
+        """Read the registry log to its end, so no decision is judged without its champion."""
+        deadline = time.monotonic() + timeout_s
+        while not self._registry.caught_up and time.monotonic() < deadline:
+            self._poll_registry(0.2)
+        self._poll_registry(0.0)
+
+    def _poll_registry(self, timeout_s: float) -> None:
+        for record in self._registry.poll(timeout_s):
+            self._view.apply([VersionRecord.from_event(record)])
+        if self._registry.caught_up:
+            self._follow()
 
     def _follow(self) -> None:
         state = self._view.state

@@ -35,6 +35,7 @@ class ColumnReference:
         sample: sorted quantiles at (i + 0.5) / len(sample).
         bin_edges: inner bin edges (``len + 1`` bins, outer ones open).
         bin_shares: share of the reference rows in each bin.
+        share_ones: for binary columns, the share of ones (None otherwise).
     """
 
     name: str
@@ -43,6 +44,7 @@ class ColumnReference:
     sample: Floats
     bin_edges: Floats
     bin_shares: Floats
+    share_ones: float | None = None
 
     @property
     def levels(self) -> int:
@@ -84,6 +86,7 @@ def _column(name: str, doc: Any, version: str) -> ColumnReference:
             sample=sample,
             bin_edges=edges,
             bin_shares=shares,
+            share_ones=float(doc["share_ones"]) if "share_ones" in doc else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ReferenceUnavailable(version=version, detail=f"{name}: {exc!r}") from exc

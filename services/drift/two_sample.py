@@ -15,7 +15,9 @@ Kernel, no I/O. The reference is a quantile sketch of ``count`` real rows
   ignore its own sampling error and raise false alarms on large windows.
 - **Chi-square** (binary and discrete columns) is the 2 x k contingency test of the
   window's bin counts against the reference's (``bin_shares x count``): again the
-  reference's finite size counts. Empty bins on both sides are dropped.
+  reference's finite size counts. Empty bins on both sides are dropped. Binary
+  columns use two cells, zeros and ones, from ``share_ones`` (the decile edges of a
+  0/1 column are often just ``[0]``, which puts both values in one bin).
 
 PSI over the same decile bins is reported alongside both; it has no p-value and
 does not decide anything (its familiar 0.1 / 0.25 rules of thumb ignore the window
@@ -24,7 +26,7 @@ size, which is the reason the decision rests on the tests).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
@@ -145,6 +147,14 @@ def compare(column: str, values: Floats, ref: ColumnReference) -> ColumnTest | N
     x = values[np.isfinite(values)]
     if not len(x) or not len(ref.sample) or ref.count < 1:
         return None
+    if ref.kind == "binary" and ref.share_ones is not None:
+        # Two cells, zeros and ones: decile edges of a 0/1 column may not separate them.
+        ones = float(np.count_nonzero(x == 1.0))
+        shares = np.array([1.0 - ref.share_ones, ref.share_ones])
+        cells = replace(ref, bin_shares=shares)
+        counts = np.array([len(x) - ones, ones])
+        stat, p = chi2_against_bins(counts, cells)
+        return ColumnTest(column, "chi2", stat, p, psi(counts / len(x), shares), len(x))
     counts = bin_counts(x, ref.bin_edges)
     drift_psi = psi(counts / len(x), ref.bin_shares)
     if ref.kind == "binary" or ref.levels <= MAX_DISCRETE_LEVELS:

@@ -161,3 +161,15 @@ def test_small_windows_are_reported_but_not_judged(reference: dict) -> None:
     out = monitor.update(Tick(5_000))
     assert len(out.reports) == 1 and not out.reports[0].evaluated
     assert monitor.windows_judged == 0
+
+
+def test_binary_columns_are_tested_on_zeros_and_ones() -> None:
+    """A 0/1 column whose decile edges are just [0] still shows a change of its share."""
+    doc = reference_of(SyntheticStream(("a", "b", "c")), rows=20_000)
+    doc["features"]["c"]["bin_edges"], doc["features"]["c"]["bin_shares"] = [0.0], [0.0, 1.0]
+    ref = parse_reference(doc, version="v1").features["c"]
+    rng = np.random.default_rng(5)
+    same = compare("c", (rng.random(2_000) < 0.1).astype(float), ref)
+    moved = compare("c", (rng.random(2_000) < 0.2).astype(float), ref)
+    assert same is not None and moved is not None
+    assert same.p_value > 1e-3 and moved.p_value < 1e-10 and moved.psi > 0.05
