@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from services.cli import (
     controller_commands,
     demo_commands,
+    drift_commands,
     evaluate_commands,
     feature_commands,
     model_commands,
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     registry_commands.add_parsers(sub)
     scoring_commands.add_parsers(sub)
     controller_commands.add_parsers(sub)
+    drift_commands.add_parsers(sub)
     demo_commands.add_parsers(sub)
     return parser
 

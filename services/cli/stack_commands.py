@@ -19,7 +19,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     """Register up, down and status."""
     only_help = (
         "comma-separated components (kafka,redis,prometheus,flink,offline-writer,scoring,"
-        "controller); default all"
+        "controller,drift,trainer); default all"
     )
     up = sub.add_parser("up", help="start Kafka, Redis and Prometheus; create topics")
     up.add_argument("--only", help=only_help)

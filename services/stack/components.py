@@ -454,6 +454,65 @@ class ControllerComponent(Component):
         return Health(True, canary)
 
 
+class DriftComponent(ServiceComponent):
+    """The drift monitor (``python -m services.drift``, a faust-streaming app).
+
+    Healthy when its process is ours and alive, its consumer group has a member
+    and its metrics answer with a timer that ran in the last 30 s (faust can keep
+    a process alive whose app has stopped); the detail names the monitored
+    champion, the windows judged and the retrain requests sent.
+    """
+
+    #: A timer that has not run for this long means a stalled app.
+    STALL_S = 30.0
+
+    def __init__(self, config: StackConfig) -> None:
+        from services.drift.config import DriftConfig
+
+        self.drift = DriftConfig.from_env()
+        super().__init__(
+            config,
+            name="drift",
+            module="services.drift",
+            group_id=self.drift.group_id,
+            topics=(self.drift.scores_topic, self.drift.labels_topic),
+        )
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.drift.metrics_port,) if self.drift.metrics_port else ()
+
+    def health(self) -> Health:
+        group = super().health()
+        if not group.ok or not self.drift.metrics_port:
+            return group
+        from prometheus_client.parser import text_string_to_metric_families
+
+        url = f"http://{HOST}:{self.drift.metrics_port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                text = resp.read().decode(errors="replace")
+        except OSError as exc:
+            return Health(False, f"{url}: {exc}")
+        last_tick, champion, windows, requests = 0.0, "no champion", 0.0, 0.0
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "riskstream_drift_last_tick_timestamp_seconds":
+                    last_tick = sample.value
+                elif sample.name == "riskstream_drift_champion" and sample.value:
+                    champion = f"champion {sample.labels['version']}"
+                elif sample.name == "riskstream_drift_windows_total":
+                    windows += sample.value
+                elif sample.name == "riskstream_drift_retrain_requests_total":
+                    requests += sample.value
+        idle = time.time() - last_tick
+        if idle > self.STALL_S:
+            return Health(False, f"app stalled ({idle:.0f} s since its last tick)")
+        return Health(
+            True, f"{group.detail}; {champion}, {windows:.0f} windows, {requests:.0f} retrains"
+        )
+
+
 def all_components(config: StackConfig) -> list[Component]:
     """The components in start order (stop order is the reverse)."""
     from services.stack.flink import FlinkJobComponent  # it builds on this module
@@ -472,6 +531,7 @@ def all_components(config: StackConfig) -> list[Component]:
         ),
         ScorerComponent(config),
         ControllerComponent(config),
+        DriftComponent(config),
         ServiceComponent(
             config,
             name="trainer",
