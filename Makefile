@@ -49,9 +49,12 @@ KERNELS := services/common/errors.py services/common/events.py services/common/p
            services/trainer/gate.py services/trainer/segments.py services/trainer/distributions.py \
            services/trainer/metrics.py \
            services/demo/config.py services/demo/timeline.py services/demo/summary.py \
-           services/demo/charts.py services/demo/report.py
+           services/demo/charts.py services/demo/report.py \
+           services/drift/reference.py services/drift/two_sample.py services/drift/correction.py \
+           services/drift/windows.py services/drift/window_report.py \
+           services/drift/performance.py services/drift/policy.py services/drift/monitor.py
 TYPED   := services/common services/stack services/cli services/producer services/registry \
-           services/trainer services/scoring services/controller services/demo
+           services/trainer services/scoring services/controller services/demo services/drift
 
 lint: install              ## ruff, mypy (strict on kernels); generated-code freshness is a test
 	$(BIN)/ruff check .
