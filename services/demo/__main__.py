@@ -78,7 +78,10 @@ def service_settings(config: DemoConfig) -> dict[str, str]:
         "RISKSTREAM_TRAINER_CANARY_MAX_P99_MS": "200",
         "RISKSTREAM_CONTROLLER_EVALUATE_INTERVAL_S": "2",
         "RISKSTREAM_CONTROLLER_WINDOW_S": "600",
-        "RISKSTREAM_CONTROLLER_MIN_EVIDENCE_REQUESTS": "100",
+        # PSI of two samples of one distribution sits near (bins - 1)(1/n + 1/m): at
+        # 170 scores a side that is the 0.25 bound itself (a run rolled a canary
+        # back on noise); at 1,000 it is about 0.04.
+        "RISKSTREAM_CONTROLLER_MIN_EVIDENCE_REQUESTS": str(config.min_canary_requests),
     }
 
 

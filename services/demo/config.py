@@ -51,7 +51,9 @@ class DemoConfig:
         max_flink_lag: committed-offset lag of the feature job (records) above
             which the stream waits.
         canary_weight: share of cards the new model gets as canary, 0..1.
-        min_canary_requests: canary requests before the controller may promote.
+        min_canary_requests: canary requests before the controller may promote, and
+            requests a side before it may roll back (the score PSI of smaller samples
+            is mostly noise).
         after_promotion_requests: Score calls after the promotion (the new
             champion's live numbers).
         gate_latency_budget_ms: the trainer's one-row p99 bound, milliseconds (a
@@ -82,7 +84,7 @@ class DemoConfig:
     live_rate: float = 40.0
     max_flink_lag: int = 6000
     canary_weight: float = 0.5
-    min_canary_requests: int = 300
+    min_canary_requests: int = 1000
     after_promotion_requests: int = 600
     gate_latency_budget_ms: float = 25.0
     timeout_s: float = 1800.0
