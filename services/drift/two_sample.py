@@ -10,9 +10,10 @@ Kernel, no I/O. The reference is a quantile sketch of ``count`` real rows
   (conservative). The p-value is the two-sample one for sizes ``n`` (window) and
   ``m = count`` (the rows the sketch summarises): Kolmogorov's distribution at the
   effective size ``n m / (n + m)``, as :func:`scipy.stats.ks_2samp` computes it
-  asymptotically. Treating the 1,000 quantiles as 1,000 draws would make the test
-  far weaker than the data allow; treating the reference as exact (m = ∞) would
-  ignore its own sampling error and raise false alarms on large windows.
+  asymptotically (exact up to 2,000, Kolmogorov's limit above). Treating the
+  1,000 quantiles as 1,000 draws would make the test far weaker than the data
+  allow; treating the reference as exact (m = ∞) would ignore its own sampling
+  error and raise false alarms on large windows.
 - **Chi-square** (binary and discrete columns) is the 2 x k contingency test of the
   window's bin counts against the reference's (``bin_shares x count``): again the
   reference's finite size counts. Empty bins on both sides are dropped. Binary
@@ -35,6 +36,8 @@ from services.drift.reference import ColumnReference, Floats
 
 #: Columns whose sketch has at most this many distinct values are tested as binned.
 MAX_DISCRETE_LEVELS = 20
+#: Largest effective size whose KS p-value is computed exactly (larger: asymptotically).
+EXACT_KS_MAX_N = 2_000
 #: Floor on bin shares inside PSI's logarithm (an empty bin must not be infinite).
 PSI_EPSILON = 1e-4
 
@@ -112,7 +115,11 @@ def ks_against_sketch(values: Floats, ref: ColumnReference) -> tuple[float, floa
     d = max(0.0, float(gap.max()) - 0.5 / k)
     m = max(ref.count, 1)
     effective = max(1, round(n * m / (n + m)))
-    return d, float(stats.kstwo.sf(d, effective))
+    if effective <= EXACT_KS_MAX_N:
+        return d, float(stats.kstwo.sf(d, effective))
+    # Kolmogorov's limit: within 1 % of the exact tail here, and slightly larger
+    # (conservative); the exact one costs ~30 ms per column at n = 8,000.
+    return d, float(stats.kstwobign.sf(d * np.sqrt(effective)))
 
 
 def chi2_against_bins(counts: Floats, ref: ColumnReference) -> tuple[float, float]:
