@@ -76,6 +76,11 @@ def service_settings(config: DemoConfig) -> dict[str, str]:
         "RISKSTREAM_TRAINER_MIN_CANARY_REQUESTS": str(config.min_canary_requests),
         "RISKSTREAM_TRAINER_GATE_LATENCY_BUDGET_MS": str(config.gate_latency_budget_ms),
         "RISKSTREAM_TRAINER_CANARY_MAX_P99_MS": "200",
+        # The first model is trained on the simulator's own calendar (2018) while the
+        # stream replays those days in the recent past: "newest event minus the end
+        # of the champion's training" would read 8 years and raise a staleness
+        # request (whose cool-down then hides the real drift). Off in the demo only.
+        "RISKSTREAM_DRIFT_MAX_DATA_AGE_S": "0",
         "RISKSTREAM_CONTROLLER_EVALUATE_INTERVAL_S": "2",
         "RISKSTREAM_CONTROLLER_WINDOW_S": "600",
         # PSI of two samples of one distribution sits near (bins - 1)(1/n + 1/m): at
@@ -273,6 +278,10 @@ class Demo:
                     f"({events_pb2.RetrainReason.Name(request.reason).lower()}"
                     + (f": {named}" if named else "") + ")"
                 )  # fmt: skip
+        for reason in requests.take_invalid():
+            self.progress(
+                f"        a retrain request was refused (trainer would dead-letter it): {reason}"
+            )
         for record in updates.poll():
             self._on_update(record, state)
         past_drift = timeline.at(day) >= timeline.drift_start

@@ -29,13 +29,15 @@ class KafkaTopicTail(Generic[M]):
     Args:
         settings: the broker.
         topic: the topic to follow (all its partitions).
-        decode: bytes → message; records that do not decode are skipped.
+        decode: bytes → message; records that do not decode are skipped, their
+            reasons kept for :meth:`take_invalid` (the services would refuse them too).
     """
 
     def __init__(
         self, settings: KafkaClientSettings, topic: str, decode: Callable[[bytes], M]
     ) -> None:
         self._decode = decode
+        self._invalid: list[str] = []
         self._consumer = Consumer(
             {
                 **settings.client_config(),
@@ -56,9 +58,14 @@ class KafkaTopicTail(Generic[M]):
                 continue
             try:
                 found.append(self._decode(record.value() or b""))
-            except InvalidEvent:
-                continue
+            except InvalidEvent as exc:
+                self._invalid.append(str(exc))
         return found
+
+    def take_invalid(self) -> list[str]:
+        """Why records seen since the last call did not decode (then forgotten)."""
+        reasons, self._invalid = self._invalid, []
+        return reasons
 
     def close(self) -> None:
         """Leave (nothing was committed)."""
