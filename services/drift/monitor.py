@@ -230,7 +230,7 @@ class DriftMonitor:
         self.windows_judged += 1
         confirmed = self.persistence.update(report.flagged)
         if report.flagged:
-            self._flag_starts.append(report.first_ms)
+            self._flag_starts.append(report.first_event_ms)
         self._flag_starts = self._flag_starts[-self.persistence.flagged :] if (
             self.persistence.flagged
         ) else []  # fmt: skip
@@ -241,8 +241,9 @@ class DriftMonitor:
             Evidence(r.column, r.test, r.statistic, r.p_value, r.psi, r.rows)
             for r in report.drifted
         ) + tuple(_alarm_evidence(a, self.config) for a in self._score_alarms)
-        start = self._flag_starts[0] if self._flag_starts else report.first_ms
-        self._trigger(Trigger(FEATURE_DRIFT, evidence, start, report.last_ms), now_ms, out)
+        # Event time: the trainer reads the request's window as the data's own time.
+        start = self._flag_starts[0] if self._flag_starts else report.first_event_ms
+        self._trigger(Trigger(FEATURE_DRIFT, evidence, start, report.last_event_ms), now_ms, out)
 
     def _staleness(self, now_ms: int) -> tuple[Evidence, ...]:
         assert self.champion is not None
