@@ -43,6 +43,7 @@ def _env(home: Path) -> dict[str, str]:
     kafka, controller, redis_port, prom, scoring, scoring_metrics, rollout_metrics, trainer = (
         _free_ports(8)
     )
+    (drift,) = _free_ports(1)
     return {
         **os.environ,
         "RISKSTREAM_HOME": str(home),
@@ -54,6 +55,7 @@ def _env(home: Path) -> dict[str, str]:
         "RISKSTREAM_SCORING_METRICS_PORT": str(scoring_metrics),
         "RISKSTREAM_CONTROLLER_METRICS_PORT": str(rollout_metrics),
         "RISKSTREAM_TRAINER_METRICS_PORT": str(trainer),
+        "RISKSTREAM_DRIFT_METRICS_PORT": str(drift),
         "RISKSTREAM_KAFKA_HEAP_MB": "384",
     }
 
