@@ -39,10 +39,13 @@ def retrain_request(decision: RetrainDecision) -> events_pb2.RetrainRequest:
     Examples:
         >>> from services.drift.policy import Evidence
         >>> d = RetrainDecision("r1", "m", "v1", "feature_drift",
-        ...     (Evidence("tx_amount", "ks", 0.3, 1e-9, 0.8, 10_000),), 0, 60_000, 61_000)
+        ...     (Evidence("tx_amount", "ks", 0.3, 1e-9, 0.8, 10_000),),
+        ...     1_700_000_000_000, 1_700_000_060_000, 1_700_000_061_000)
         >>> r = retrain_request(d)
         >>> r.reason == events_pb2.RETRAIN_REASON_FEATURE_DRIFT, r.evidence[0].feature
         (True, 'tx_amount')
+        >>> decode_retrain_request(encode(r)).request_id  # passes the topic's validation
+        'r1'
     """
     request = events_pb2.RetrainRequest(
         request_id=decision.request_id,

@@ -13,11 +13,14 @@ on start-up the monitor reads its own last request back from ``retrain-requests`
 (:func:`services.drift.kafka_io.last_request_ms`), so a restart does not send
 again at once. A request's id is built from the champion, the reason and the
 window where the evidence began, so a request re-sent after a crash between
-publishing and recording carries the same id and the trainer skips it.
+publishing and recording carries the same id and the trainer skips it (the id is a
+digest of those four, ``drift-`` + 24 hex digits, within the 64 characters an id
+may have).
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 FEATURE_DRIFT, PERFORMANCE_DECAY, STALENESS = "feature_drift", "performance_decay", "staleness"
@@ -80,7 +83,7 @@ class RetrainPolicy:
         >>> policy = RetrainPolicy("m", cooldown_ms=60_000, last_sent_ms=None)
         >>> t = Trigger(FEATURE_DRIFT, (), 0, 1_000)
         >>> policy.update(t, now_ms=10_000, champion="v1", canary_running=False).request_id
-        'drift-m-v1-feature_drift-0'
+        'drift-727bc8b2ac457e6e59087c7f'
         >>> policy.update(t, now_ms=20_000, champion="v1", canary_running=False) is None
         True
         >>> policy.update(t, now_ms=80_000, champion="v1", canary_running=True) is None
@@ -104,9 +107,9 @@ class RetrainPolicy:
             self.suppressed += 1
             return None
         self.last_sent_ms = now_ms
+        key = f"{self.model_name}|{champion}|{trigger.reason}|{trigger.window_start_ms}"
         return RetrainDecision(
-            request_id=f"drift-{self.model_name}-{champion}-{trigger.reason}-"
-            f"{trigger.window_start_ms}",
+            request_id="drift-" + hashlib.sha256(key.encode()).hexdigest()[:24],
             model_name=self.model_name,
             champion_version=champion,
             reason=trigger.reason,

@@ -173,3 +173,20 @@ def test_binary_columns_are_tested_on_zeros_and_ones() -> None:
     moved = compare("c", (rng.random(2_000) < 0.2).astype(float), ref)
     assert same is not None and moved is not None
     assert same.p_value > 1e-3 and moved.p_value < 1e-10 and moved.psi > 0.05
+
+
+def test_requests_of_long_version_names_pass_the_topics_validation() -> None:
+    """Ids are digests: a registry version of 30+ characters still fits the 64-character id."""
+    from services.common.events import decode_retrain_request, encode
+    from services.drift.kafka_io import retrain_request
+    from services.drift.policy import FEATURE_DRIFT, RetrainPolicy, Trigger
+
+    policy = RetrainPolicy("fraud-xgb", cooldown_ms=1, last_sent_ms=None)
+    start = 1_795_000_000_000
+    decision = policy.update(
+        Trigger(FEATURE_DRIFT, (), start, start + 60_000), now_ms=start + 61_000,
+        champion="baseline-20261127015934-365b164e", canary_running=False,
+    )  # fmt: skip
+    assert decision is not None
+    request = decode_retrain_request(encode(retrain_request(decision)))
+    assert request.request_id == decision.request_id and len(request.request_id) <= 64
