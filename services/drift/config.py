@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from services.common.errors import ConfigError
+from services.common.settings import env_settings
 from services.drift.monitor import MonitorSettings
 from services.stack.config import load_stack_config
 
@@ -131,17 +132,5 @@ class DriftConfig:
         values: dict[str, object] = {
             "metrics_port": load_stack_config(env).metrics_ports.get("drift", 9104)
         }
-        kinds: dict[str, type[int] | type[float] | type[str]] = {
-            f.name: {"int": int, "float": float}.get(str(f.type), str) for f in fields(cls)
-        }
-        for key, raw in env.items():
-            if not key.startswith(ENV_PREFIX):
-                continue
-            name = key.removeprefix(ENV_PREFIX).lower()
-            if name not in kinds:
-                raise ConfigError(f"unknown setting {key}")
-            try:
-                values[name] = kinds[name](raw)
-            except ValueError as exc:
-                raise ConfigError(f"{key}={raw!r} is not a {kinds[name].__name__}") from exc
+        values |= env_settings(cls, ENV_PREFIX, env)
         return cls(**values)  # type: ignore[arg-type]
