@@ -278,6 +278,10 @@ class Demo:
                     f"({events_pb2.RetrainReason.Name(request.reason).lower()}"
                     + (f": {named}" if named else "") + ")"
                 )  # fmt: skip
+        if state.trainer_started:
+            trainer = next(c for c in all_components(stack_config) if c.name == "trainer")
+            if not trainer.process.alive():
+                raise DemoFailed(f"the trainer stopped; its log:\n{trainer.process.log_tail()}")
         for reason in requests.take_invalid():
             self.progress(
                 f"        a retrain request was refused (trainer would dead-letter it): {reason}"

@@ -89,7 +89,7 @@ def private_env(tmp_path: Path) -> Iterator[dict[str, str]]:
 def test_up_is_idempotent_and_down_leaves_nothing_running(private_env: dict[str, str]) -> None:
     first = _cli(private_env, "up")
     assert first.returncode == 0, first.stderr
-    assert "topics: 8 created" in first.stdout
+    assert "topics: 9 created" in first.stdout
     status = _status(private_env)
     assert set(status) == COMPONENTS
     assert all(row["healthy"] and row["running"] for row in status.values()), status
@@ -98,7 +98,7 @@ def test_up_is_idempotent_and_down_leaves_nothing_running(private_env: dict[str,
     second = _cli(private_env, "up")
     assert second.returncode == 0, second.stderr
     assert second.stdout.count("already running") == len(COMPONENTS)
-    assert "0 created, 8 already present" in second.stdout
+    assert "0 created, 9 already present" in second.stdout
     assert {n: r["pid"] for n, r in _status(private_env).items()} == pids
 
     down = _cli(private_env, "down")
