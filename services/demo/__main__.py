@@ -81,6 +81,14 @@ def service_settings(config: DemoConfig) -> dict[str, str]:
         # of the champion's training" would read 8 years and raise a staleness
         # request (whose cool-down then hides the real drift). Off in the demo only.
         "RISKSTREAM_DRIFT_MAX_DATA_AGE_S": "0",
+        # After a drift the champion is the stale model: a better canary diverges from
+        # it on purpose (a run: PSI 2.6, declines 0.19 % vs 2.96 %, while the canary's
+        # holdout AP was 0.466 vs 0.268 on the same post-drift rows), and the
+        # divergence guards, built to catch a broken canary against a sound champion,
+        # rolled it back. The demo widens those two bounds; error rate, p99 latency
+        # and the labelled precision check stay as in production.
+        "RISKSTREAM_CONTROLLER_MAX_SCORE_PSI": "10",
+        "RISKSTREAM_CONTROLLER_MAX_DECLINE_RATIO": "50",
         "RISKSTREAM_CONTROLLER_EVALUATE_INTERVAL_S": "2",
         "RISKSTREAM_CONTROLLER_WINDOW_S": "600",
         # PSI of two samples of one distribution sits near (bins - 1)(1/n + 1/m): at
