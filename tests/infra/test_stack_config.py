@@ -16,7 +16,7 @@ def test_every_architecture_topic_is_configured_with_its_policy() -> None:
     names = {t.name for t in config.topics}
     assert names == {
         "transactions", "transactions.dlq", "labels", "labels.dlq", "features", "scores",
-        "retrain-requests", "model-updates",
+        "retrain-requests", "retrain-requests.dlq", "model-updates",
     }  # fmt: skip
     assert config.topic("model-updates").cleanup_policy == "compact"
     assert config.topic("transactions").cleanup_policy == "delete"
