@@ -121,12 +121,10 @@ class RetrainHandler:
             load_public_key(Path(config.public_key_file)) if config.public_key_file else None
         )
 
-    def _already_published(self, request_id: str) -> bool:
+    @staticmethod
+    def _already_published(request_id: str, events: list[events_pb2.ModelVersion]) -> bool:
         tag = request_tag(request_id)
-        return any(
-            e.transition_reason.startswith(tag + " (")
-            for e in read_model_updates(self.kafka, topic=self.topic)
-        )
+        return any(e.transition_reason.startswith(tag + " (") for e in events)
 
     def handle(self, record: Message) -> None:
         """Decode one request (InvalidEvent → DLQ), train, publish."""
@@ -135,7 +133,13 @@ class RetrainHandler:
             log.info("request %s is for %s, not %s: skipped", request.request_id,
                      request.model_name, self.config.model_name)  # fmt: skip
             return
-        if request.request_id in self.handled or self._already_published(request.request_id):
+        if request.request_id in self.handled:
+            log.info("request %s was already handled: skipped", request.request_id)
+            RUNS.labels("skipped").inc()
+            return
+        # One read of the log serves the duplicate check and the champion lookup.
+        events = read_model_updates(self.kafka, topic=self.topic)
+        if self._already_published(request.request_id, events):
             log.info("request %s was already handled: skipped", request.request_id)
             RUNS.labels("skipped").inc()
             return
@@ -148,7 +152,7 @@ class RetrainHandler:
         log.info("retraining for request %s (%s)", request.request_id, reason)
         started = time.monotonic()
         try:
-            outcome = self._train(end, reason)
+            outcome = self._train(end, reason, events)
         except Exception:
             RUNS.labels("failed").inc()
             raise
@@ -160,7 +164,9 @@ class RetrainHandler:
         log.info("request %s: %s/%s %s", request.request_id, outcome.event.model_name,
                  outcome.event.version, status)  # fmt: skip
 
-    def _train(self, end: datetime | None, reason: str) -> Outcome:
+    def _train(
+        self, end: datetime | None, reason: str, events: list[events_pb2.ModelVersion]
+    ) -> Outcome:
         from services.trainer.runner import train_from_offline_store  # XGBoost, ONNX
 
         return train_from_offline_store(
@@ -177,6 +183,7 @@ class RetrainHandler:
             signing_key=self._signing,
             public_key=self._public,
             reason=reason,
+            events=events,
         )
 
 

@@ -129,6 +129,7 @@ def train_from_offline_store(
     public_key: Ed25519PublicKey | None = None,
     reason: str = "riskstream train",
     keep_versions: int | None = None,
+    events: Sequence[events_pb2.ModelVersion] | None = None,
 ) -> Outcome:
     """Champion from the log → rows from the offline store → pipeline → publish.
 
@@ -149,11 +150,14 @@ def train_from_offline_store(
         reason: the published transition's reason.
         keep_versions: retention after publishing (``RISKSTREAM_REGISTRY_KEEP_VERSIONS``
             when None, the setting ``riskstream models prune`` uses).
+        events: the ``model-updates`` log already read by the caller (read from
+            ``kafka`` when None).
 
     Raises:
         TrainingFailed: no labelled rows, a one-class side, a missing feature.
     """
-    events = read_model_updates(kafka, topic=topic) if kafka is not None else []
+    if events is None:
+        events = read_model_updates(kafka, topic=topic) if kafka is not None else []
     champion_record = current_champion(events, config.model_name)
     champion = (
         load_champion(champion_record, store, public_key) if champion_record is not None else None
