@@ -7,7 +7,7 @@ import time
 from typing import Protocol
 
 from services.controller.comparison import Rollout
-from services.controller.policy import Decision
+from services.controller.policy import Decision, Verdict
 from services.controller.windows import WindowStats
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,12 @@ class PrometheusControllerTelemetry:
             "Transitions published to model-updates, by new status",
             ["status"],
         )
+        # Outcomes and statuses start at 0: a rollback alert and a dashboard see the
+        # series before the first canary.
+        for outcome in (*(v.value for v in Verdict), "awaiting_approval"):
+            self._decisions.labels(outcome)
+        for status in ("champion", "rejected"):
+            self._transitions.labels(status)
         self._invalid = Counter(
             "riskstream_controller_invalid_records_total",
             "Records skipped because they did not decode, by topic",

@@ -8,7 +8,13 @@ from typing import Protocol
 
 from services.drift.monitor import Champion
 from services.drift.performance import DetectorAlarm
-from services.drift.policy import RetrainDecision, Trigger
+from services.drift.policy import (
+    FEATURE_DRIFT,
+    PERFORMANCE_DECAY,
+    STALENESS,
+    RetrainDecision,
+    Trigger,
+)
 from services.drift.window_report import WindowReport
 
 log = logging.getLogger(__name__)
@@ -109,6 +115,11 @@ class PrometheusDriftTelemetry:
             "riskstream_drift_retrain_held_total",
             "Triggers held back (cool-down, canary running), by reason", ["reason"],
         )  # fmt: skip
+        # Every trigger reason starts at 0: a dashboard and an alert see the series
+        # before the first request.
+        for reason in (FEATURE_DRIFT, PERFORMANCE_DECAY, STALENESS):
+            self._requests.labels(reason)
+            self._held.labels(reason)
         self._invalid = Counter(
             "riskstream_drift_invalid_records_total",
             "Records skipped because they did not decode, by topic", ["topic"],

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 
 import grpc
 import redis.asyncio
@@ -91,7 +92,14 @@ def _telemetry_for(snapshot: Snapshot, telemetry: ScoringTelemetry) -> None:
         roles[snapshot.canary.version] = "canary"
     if snapshot.champion is not None:
         roles[snapshot.champion.version] = "champion"
-    telemetry.on_rollout(roles, snapshot.canary_weight if snapshot.canary else 0.0)
+    # Model age (for staleness alerts): when each version was trained, from its card.
+    served = (*snapshot.models.values(), snapshot.champion, snapshot.canary, *snapshot.shadows)
+    created = {
+        model.version: datetime.fromisoformat(model.metadata.created_at).timestamp()
+        for model in served
+        if model is not None
+    }
+    telemetry.on_rollout(roles, snapshot.canary_weight if snapshot.canary else 0.0, created)
 
 
 async def start(

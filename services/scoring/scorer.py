@@ -189,8 +189,9 @@ class Scorer:
         for shadow in snap.shadows:
             self._shadow(shadow, tx, request, card, terminal, pseudonym, now_ms, card_age)
         self._telemetry.on_scored(
-            ROUTE_NAMES[route], model.version, DECISION_NAMES[decision], latency_ms / 1000.0
-        )
+            ROUTE_NAMES[route], model.version, DECISION_NAMES[decision], latency_ms / 1000.0,
+            score,
+        )  # fmt: skip
         return Decided(
             tx.transaction_id, score, decision, reasons, model.metadata.model_name,
             model.version, route, card_age, _age(features.terminal.event_time_ms, now_ms),
@@ -269,7 +270,7 @@ class Scorer:
         card_age = _age(features.card.event_time_ms, now_ms) if features else -1.0
         self._telemetry.on_fallback(reason)
         self._telemetry.on_scored(
-            "fallback", "", DECISION_NAMES[outcome.decision], latency_ms / 1000.0
+            "fallback", "", DECISION_NAMES[outcome.decision], latency_ms / 1000.0, outcome.score
         )
         self._publisher.publish(
             ScoreRecord(

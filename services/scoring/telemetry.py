@@ -7,9 +7,15 @@ RPC latency and status counts are observed by the interceptor
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+#: Every reason the scorer falls back to rules for; their counters start at 0 so a
+#: dashboard and an alert see the series before the first fallback.
+FALLBACK_REASONS = ("deadline", "features_unavailable", "no_model", "model_error")
+_SCORE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
@@ -20,13 +26,17 @@ class ScoringTelemetry(Protocol):
     """What the scorer reports."""
 
     def on_rpc(self, method: str, code: str, seconds: float) -> None: ...
-    def on_scored(self, route: str, version: str, decision: str, seconds: float) -> None: ...
+    def on_scored(
+        self, route: str, version: str, decision: str, seconds: float, score: float
+    ) -> None: ...
     def on_features(self, seconds: float) -> None: ...
     def on_batch(self, version: str, rows: int, seconds: float) -> None: ...
     def on_fallback(self, reason: str) -> None: ...
     def on_score_event_dropped(self, n: int) -> None: ...
     def on_model_refused(self, reason: str) -> None: ...
-    def on_rollout(self, versions: dict[str, str], canary_weight: float) -> None: ...
+    def on_rollout(
+        self, versions: dict[str, str], canary_weight: float, created: Mapping[str, float]
+    ) -> None: ...
     def set_in_flight(self, n: int) -> None: ...
 
 
@@ -36,7 +46,9 @@ class NullScoringTelemetry:
     def on_rpc(self, method: str, code: str, seconds: float) -> None:
         """Ignore."""
 
-    def on_scored(self, route: str, version: str, decision: str, seconds: float) -> None:
+    def on_scored(
+        self, route: str, version: str, decision: str, seconds: float, score: float
+    ) -> None:
         """Ignore."""
 
     def on_features(self, seconds: float) -> None:
@@ -54,7 +66,9 @@ class NullScoringTelemetry:
     def on_model_refused(self, reason: str) -> None:
         """Ignore."""
 
-    def on_rollout(self, versions: dict[str, str], canary_weight: float) -> None:
+    def on_rollout(
+        self, versions: dict[str, str], canary_weight: float, created: Mapping[str, float]
+    ) -> None:
         """Ignore."""
 
     def set_in_flight(self, n: int) -> None:
@@ -82,6 +96,12 @@ class PrometheusScoringTelemetry:
             ["route", "model_version"],
             buckets=_LATENCY_BUCKETS,
         )
+        self._scores = Histogram(
+            "riskstream_scoring_score",
+            "Scores returned, by route and model version (rules' scores under fallback)",
+            ["route", "model_version"],
+            buckets=_SCORE_BUCKETS,
+        )
         self._decisions = Counter(
             "riskstream_scoring_decisions_total", "Decisions by route and outcome",
             ["route", "decision"],
@@ -105,6 +125,8 @@ class PrometheusScoringTelemetry:
         self._fallbacks = Counter(
             "riskstream_scoring_fallbacks_total", "Rule-based decisions, by reason", ["reason"]
         )
+        for reason in FALLBACK_REASONS:
+            self._fallbacks.labels(reason)
         self._dropped = Counter(
             "riskstream_scoring_score_events_dropped_total",
             "Score events dropped because the publish buffer was full",
@@ -115,6 +137,11 @@ class PrometheusScoringTelemetry:
         self._loaded = Gauge(
             "riskstream_scoring_model_loaded",
             "1 for each loaded version, labelled by its role",
+            ["model_version", "role"],
+        )
+        self._created = Gauge(
+            "riskstream_scoring_model_created_timestamp_seconds",
+            "When each loaded version was trained (its card's created_at), by role",
             ["model_version", "role"],
         )
         self._canary_weight = Gauge("riskstream_scoring_canary_weight", "Canary share of cards")
@@ -128,9 +155,12 @@ class PrometheusScoringTelemetry:
         if code != "OK":
             self._errors.labels(code).inc()
 
-    def on_scored(self, route: str, version: str, decision: str, seconds: float) -> None:
+    def on_scored(
+        self, route: str, version: str, decision: str, seconds: float, score: float
+    ) -> None:
         """Observe one decision."""
         self._scored.labels(route, version).observe(seconds)
+        self._scores.labels(route, version).observe(score)
         self._decisions.labels(route, decision).inc()
 
     def on_features(self, seconds: float) -> None:
@@ -154,11 +184,17 @@ class PrometheusScoringTelemetry:
         """Count one refused artifact."""
         self._refused.labels(reason).inc()
 
-    def on_rollout(self, versions: dict[str, str], canary_weight: float) -> None:
-        """Replace the loaded-versions gauge (version → role) and the canary weight."""
+    def on_rollout(
+        self, versions: dict[str, str], canary_weight: float, created: Mapping[str, float]
+    ) -> None:
+        """Replace the loaded versions (version → role), their training times and the
+        canary weight."""
         self._loaded.clear()
+        self._created.clear()
         for version, role in versions.items():
             self._loaded.labels(version, role).set(1)
+            if version in created:
+                self._created.labels(version, role).set(created[version])
         self._canary_weight.set(canary_weight)
 
     def set_in_flight(self, n: int) -> None:
