@@ -360,3 +360,17 @@ def test_healthcheck_script_follows_the_health_service(
 def test_stack_toml_is_the_file_the_image_ships() -> None:
     assert "COPY infra/local/stack.toml ./infra/local/stack.toml" in DOCKERFILE.read_text()
     tomllib.loads((INFRA / "local" / "stack.toml").read_text())
+
+
+def test_grafana_provisioning_finds_its_mounts(services: dict[str, dict[str, Any]]) -> None:
+    grafana = services["grafana"]
+    targets = dict(str(v).split(":")[:2][::-1] for v in grafana["volumes"] if str(v)[0] == ".")
+    providers = yaml.safe_load(
+        (INFRA / "grafana" / "provisioning" / "dashboards" / "riskstream.yml").read_text()
+    )["providers"]
+    for provider in providers:
+        assert provider["options"]["path"] in targets, "dashboards are mounted where read"
+    datasources = INFRA / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
+    for variable in re.findall(r"\$\{(\w+)\}", datasources.read_text()):
+        assert variable in env_of(grafana), f"the datasource reads ${{{variable}}}"
+    assert env_of(grafana)["PROMETHEUS_URL"] == "http://prometheus:9090"
