@@ -283,11 +283,12 @@ def test_every_dashboard_query_returns_series_on_the_running_system(
     tmp: Path = system["tmp"]
     # Simulated transactions through Kafka → the shared feature job (150/s, until the
     # queries are answered: a rate needs recent samples) ...
+    producer_log = (tmp / "producer.log").open("ab")
     producer = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "produce", "--rate", "150", "--duration", "240",
          "--customers", "300", "--terminals", "600", "--seed", "11"],
         env={**os.environ, **system["producer_env"]},
-        stdout=(tmp / "producer.log").open("ab"), stderr=subprocess.STDOUT,
+        stdout=producer_log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     # ... while requests go to the scorer (its score events feed the drift monitor and
     # the controller), with one invalid request: the error panels need an error.
@@ -325,6 +326,7 @@ def test_every_dashboard_query_returns_series_on_the_running_system(
         answered = wait_until(all_answered, timeout_s=60, interval_s=5)
     finally:
         _stop(producer)
+        producer_log.close()
     report = "\n".join(f"{d} / {t}: {why}\n    {e}" for (d, t, e), why in failures.items())
     assert answered, f"{len(failures)} of {len(queries)} panel queries failed:\n{report}"
     print(f"{len(queries)} panel queries answered in {time.monotonic() - started:.0f} s "
