@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from services.common.kafka import EventProducer, KafkaClientSettings
 from services.controller.config import ControllerConfig
-from services.controller.kafka_io import KafkaDecisionStream, KafkaRegistryLog
+from services.controller.kafka_io import KafkaDecisionStream
 from services.controller.loop import Controller
 from services.controller.telemetry import ControllerTelemetry, prometheus_or_null
+from services.registry.log import KafkaRegistryLog
 from services.registry.publish import KafkaModelVersionPublisher
 from services.stack.config import local_kafka_settings
 
@@ -53,7 +54,10 @@ def build(
     """
     kafka = kafka or local_kafka_settings("riskstream-controller")
     telemetry = telemetry or prometheus_or_null(config.metrics_port)
-    registry = KafkaRegistryLog(kafka, config.model_updates_topic, on_invalid=telemetry.on_invalid)
+    registry = KafkaRegistryLog(
+        kafka, config.model_updates_topic, purpose="controller-model-updates",
+        on_invalid=telemetry.on_invalid,
+    )  # fmt: skip
     stream = KafkaDecisionStream(
         kafka, config.scores_topic, config.labels_topic, on_invalid=telemetry.on_invalid
     )

@@ -1,4 +1,7 @@
-"""The controller's Kafka adapters: the registry log in, the scorers' decisions and labels in.
+"""The controller's Kafka adapters: the scorers' decisions and labels in.
+
+The registry log is followed by :class:`services.registry.log.KafkaRegistryLog`
+(re-exported here), shared with the drift monitor.
 
 Neither joins a consumer group or commits an offset. The registry log is read
 whole, from its beginning, like every reader of it (:mod:`services.registry.log`).
@@ -16,18 +19,17 @@ their dead letters; any other error propagates and stops the process, which
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 from confluent_kafka import OFFSET_END, KafkaException, TopicPartition
 
 from riskstream.v1 import events_pb2
 from services.common.errors import InvalidEvent
-from services.common.events import decode_label, decode_model_version, decode_score_event
+from services.common.events import decode_label, decode_score_event
 from services.common.kafka import KafkaClientSettings
 from services.controller.comparison import Scored
 from services.controller.precision import Labelled
-from services.registry.log import assign_from_beginning, whole_log_consumer
+from services.registry.log import whole_log_consumer
 from services.scoring.routing import bucket_of
 
 log = logging.getLogger(__name__)
@@ -68,72 +70,6 @@ def scored(event: events_pb2.ScoreEvent) -> Scored:
         latency_ms=event.latency_ms,
         fallback_reason=event.fallback_reason,
     )
-
-
-class KafkaRegistryLog:
-    """Follows ``model-updates`` from its beginning.
-
-    Args:
-        settings: Kafka connection.
-        topic: the registry's log.
-        on_invalid: called with the topic for each record that does not decode.
-    """
-
-    #: Pause between attempts to reach the log, seconds.
-    RETRY_S = 2.0
-
-    def __init__(
-        self,
-        settings: KafkaClientSettings,
-        topic: str,
-        *,
-        on_invalid: Callable[[str], None] = lambda topic: None,
-    ) -> None:
-        self._consumer = whole_log_consumer(settings, "controller-model-updates")
-        self._topic = topic
-        self._on_invalid = on_invalid
-        self._ends: dict[int, int] | None = None
-        self._failures = 0
-
-    @property
-    def caught_up(self) -> bool:
-        """Whether the log has been read up to the end it had when reading began."""
-        return self._ends is not None and not self._ends
-
-    def poll(self, timeout_s: float) -> list[events_pb2.ModelVersion]:
-        """The records that arrived, in log order (none while the broker is unreachable)."""
-        if self._ends is None:
-            try:
-                self._ends = assign_from_beginning(self._consumer, self._topic)
-            except KafkaException as exc:
-                self._failures += 1
-                if self._failures == 1 or self._failures % 30 == 0:
-                    log.warning("%s unavailable (%s); retrying", self._topic, exc)
-                time.sleep(self.RETRY_S)  # not a busy loop while the broker is away
-                return []
-        events: list[events_pb2.ModelVersion] = []
-        for message in self._consumer.consume(500, timeout=timeout_s):
-            if message.error() is not None:
-                log.warning("%s: %s", self._topic, message.error())
-                continue
-            partition, offset, value = message.partition(), message.offset(), message.value()
-            if value is not None:
-                try:
-                    events.append(decode_model_version(value))
-                except InvalidEvent as exc:
-                    log.warning("%s offset %s skipped: %s", self._topic, offset, exc)
-                    self._on_invalid(self._topic)
-            if (
-                partition in self._ends
-                and offset is not None
-                and offset + 1 >= self._ends[partition]
-            ):
-                del self._ends[partition]
-        return events
-
-    def close(self) -> None:
-        """Close the consumer."""
-        self._consumer.close()
 
 
 class KafkaDecisionStream:

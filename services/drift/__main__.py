@@ -16,7 +16,6 @@ from pathlib import Path
 import faust
 
 from services.common.kafka import EventProducer, KafkaClientSettings
-from services.controller.kafka_io import KafkaRegistryLog
 from services.drift.app import build_app
 from services.drift.champion import ArtifactReferenceLoader
 from services.drift.config import DriftConfig
@@ -25,6 +24,7 @@ from services.drift.loop import DriftLoop
 from services.drift.monitor import DriftMonitor
 from services.drift.reports import DirectoryReportSink
 from services.drift.telemetry import DriftTelemetry, prometheus_or_null
+from services.registry.log import KafkaRegistryLog
 from services.registry.signing import load_public_key
 from services.registry.store import LocalArtifactStore
 from services.stack.config import load_stack_config, local_kafka_settings
@@ -47,7 +47,10 @@ def build_loop(
     return DriftLoop(
         DriftMonitor(config.monitor, last_request_ms=last),
         registry=KafkaRegistryLog(
-            kafka, config.model_updates_topic, on_invalid=telemetry.on_invalid
+            kafka,
+            config.model_updates_topic,
+            purpose="drift-model-updates",
+            on_invalid=telemetry.on_invalid,
         ),
         loader=ArtifactReferenceLoader(LocalArtifactStore(), public_key=key),
         publisher=KafkaRetrainPublisher(

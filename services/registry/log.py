@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
@@ -137,3 +138,75 @@ def read_catalog(
     catalog = Catalog()
     catalog.apply(read_model_updates(settings, topic=topic, timeout_s=timeout_s))
     return catalog
+
+
+class KafkaRegistryLog:
+    """Follows ``model-updates`` from its beginning, for long-running readers.
+
+    The controller and the drift monitor fold what it returns into their own state;
+    a broker that is away is retried, not fatal.
+
+    Args:
+        settings: Kafka connection.
+        topic: the registry's log.
+        purpose: suffix of the reader's (never committed) group id, e.g.
+            ``"controller-model-updates"``.
+        on_invalid: called with the topic for each record that does not decode.
+    """
+
+    #: Pause between attempts to reach the log, seconds.
+    RETRY_S = 2.0
+
+    def __init__(
+        self,
+        settings: KafkaClientSettings,
+        topic: str,
+        *,
+        purpose: str = "model-updates-follower",
+        on_invalid: Callable[[str], None] = lambda topic: None,
+    ) -> None:
+        self._consumer = whole_log_consumer(settings, purpose)
+        self._topic = topic
+        self._on_invalid = on_invalid
+        self._ends: dict[int, int] | None = None
+        self._failures = 0
+
+    @property
+    def caught_up(self) -> bool:
+        """Whether the log has been read up to the end it had when reading began."""
+        return self._ends is not None and not self._ends
+
+    def poll(self, timeout_s: float) -> list[events_pb2.ModelVersion]:
+        """The records that arrived, in log order (none while the broker is unreachable)."""
+        if self._ends is None:
+            try:
+                self._ends = assign_from_beginning(self._consumer, self._topic)
+            except KafkaException as exc:
+                self._failures += 1
+                if self._failures == 1 or self._failures % 30 == 0:
+                    log.warning("%s unavailable (%s); retrying", self._topic, exc)
+                time.sleep(self.RETRY_S)  # not a busy loop while the broker is away
+                return []
+        events: list[events_pb2.ModelVersion] = []
+        for message in self._consumer.consume(500, timeout=timeout_s):
+            if message.error() is not None:
+                log.warning("%s: %s", self._topic, message.error())
+                continue
+            partition, offset, value = message.partition(), message.offset(), message.value()
+            if value is not None:
+                try:
+                    events.append(decode_model_version(value))
+                except InvalidEvent as exc:
+                    log.warning("%s offset %s skipped: %s", self._topic, offset, exc)
+                    self._on_invalid(self._topic)
+            if (
+                partition in self._ends
+                and offset is not None
+                and offset + 1 >= self._ends[partition]
+            ):
+                del self._ends[partition]
+        return events
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self._consumer.close()
