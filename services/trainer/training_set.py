@@ -10,8 +10,9 @@ transaction at time t, the entity's latest feature row with event time <= t, nev
 one from after it. Request features (amount, weekend, night) come from the
 transaction itself, through the same kernel the scorer uses.
 
-Feast's file offline store and three ways it could lose or corrupt a row, each
-handled here:
+Three ways Feast's offline stores could lose or corrupt a row (seen with its file
+store; the builder does not rely on the DuckDB store behaving better), each handled
+here:
 
 1. Its de-duplication keeps one row per (join keys seen so far, timestamp): two
    transactions of one card at the same second but at different terminals would
@@ -46,10 +47,12 @@ second the first gets the second's vector (which includes both). The definitions
 count only those received before it; on the handbook's dataset this concerns a
 handful of rows in a million (timestamps are whole seconds).
 
-Cost. The file (Dask) offline store joins each entity row with *every* feature row
-of its entity before filtering by time, so memory grows with rows * history length.
-Entity rows are therefore sent in chunks of ``chunk_rows`` (in time order); see
-docs/BENCHMARKS.md for the measured time and memory at 300k rows.
+Cost. The store is Feast's DuckDB offline store
+(:data:`services.feature_store.feast_store.OFFLINE_STORE`), which joins point in time
+in SQL. The file (Dask) store joined each entity row with *every* feature row of its
+entity before filtering by time, so its memory grew with rows * history length.
+Entity rows are still sent in chunks of ``chunk_rows`` (in time order) to bound
+memory; see docs/BENCHMARKS.md ("Offline retrieval") for both stores measured.
 """
 
 from __future__ import annotations

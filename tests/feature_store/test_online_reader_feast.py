@@ -258,4 +258,4 @@ def test_feature_store_yaml_matches_make_config(
         assert config.entity_key_serialization_version == 3
         assert config.registry.enable_online_feature_view_versioning is False
     assert from_yaml.online_store.model_dump() == in_code.online_store.model_dump()
-    assert from_yaml.offline_store.type == in_code.offline_store.type == "file"
+    assert from_yaml.offline_store.type == in_code.offline_store.type == "duckdb"

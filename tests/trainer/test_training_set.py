@@ -94,11 +94,14 @@ def _row(entity_type: str, tx, value: float, *, computed_offset_ms: int = 0):
     return row
 
 
-def _store(root: Path, project: tuple[str, str]):
-    from services.feature_store.feast_store import make_store  # feast: slow to import
+def _store(root: Path, project: tuple[str, str], offline_store: str | None = None):
+    from services.feature_store.feast_store import OFFLINE_STORE, make_store  # slow import
 
     url, name = project
-    return make_store(url, root, root.parent / f"registry-{uuid.uuid4().hex[:6]}.db", project=name)
+    registry = root.parent / f"registry-{uuid.uuid4().hex[:6]}.db"
+    return make_store(
+        url, root, registry, project=name, offline_store=offline_store or OFFLINE_STORE
+    )
 
 
 def test_features_come_from_at_or_before_the_transaction_never_after(
@@ -189,14 +192,15 @@ def test_no_labelled_row_is_lost_where_feasts_join_would_lose_it(
     labelled, _ = load_labelled_transactions(root, **window)
     assert len(labelled) == 5
 
-    # The trap, shown with Feast alone: both views at once lose rows. (With "unknown"
-    # among them, whose entities have no row at all, Feast's Dask join raises.)
+    # The trap, shown with Feast's file store alone: both views at once lose rows. (With
+    # "unknown" among them, whose entities have no row at all, its Dask join raises.)
     entity_df = labelled.loc[labelled["transaction_id"] != "unknown"]
     entity_df = entity_df.rename(columns={"event_time": "event_timestamp"})[
         ["card_id", "terminal_id", "event_timestamp"]
     ]
     refs = ["card_features:card_tx_count_1d", "terminal_features:terminal_risk_7d"]
-    raw = store.get_historical_features(entity_df=entity_df, features=refs).to_df()
+    file_store = _store(root, feast_project, offline_store="file")
+    raw = file_store.get_historical_features(entity_df=entity_df, features=refs).to_df()
     assert len(raw) < len(entity_df)
 
     with pytest.raises(TrainingSetIncomplete) as failed:
