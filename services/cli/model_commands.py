@@ -181,7 +181,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             features=FEATURE_SETS[args.features],
             offline_root=offline_root,
             registry_path=stack.state_dir / "feast" / "registry.db",
-            redis_url=f"redis://127.0.0.1:{stack.redis.port}",
+            redis_url=config.redis_url or stack.redis.url,
             store=LocalArtifactStore(args.store),
             kafka=local_kafka_settings("riskstream-trainer"),
             publisher=_publisher(args) if args.publish else None,

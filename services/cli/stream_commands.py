@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import Message
 
-from services.common.errors import RiskstreamError
+from services.common.errors import ConfigError, RiskstreamError
 from services.common.events import DECODERS, encode
 from services.common.kafka import (
     BatchConsumer,
     DeadLetterPublisher,
     EventProducer,
 )
+from services.common.settings import LOOPBACK, bind_host
 from services.producer.__main__ import (
     live_simulator_config,
     publisher_for,
@@ -43,6 +44,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _listen_address(text: str) -> str:
+    try:
+        return bind_host("--metrics-host", text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Register produce, replay and consume."""
     produce = sub.add_parser("produce", help="stream simulated transactions and labels")
@@ -52,6 +60,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     produce.add_argument("--seed", type=int, default=42)
     produce.add_argument("--customers", type=int, help="simulated cards (default 5000)")
     produce.add_argument("--terminals", type=int, help="simulated terminals (default 10000)")
+    produce.add_argument("--metrics-host", type=_listen_address, default=LOOPBACK,
+                         help=f"metrics endpoint bind address (default {LOOPBACK})")  # fmt: skip
     produce.set_defaults(func=cmd_produce)
 
     replay = sub.add_parser("replay", help="replay a CSV in the Fraud Detection Handbook format")
@@ -88,7 +98,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
             base, rate=args.rate, duration_s=args.duration, drift_at_s=args.drift_at
         )
         stack = load_stack_config()
-        telemetry = prometheus_or_null(stack.metrics_ports["producer"])
+        telemetry = prometheus_or_null(stack.metrics_ports["producer"], host=args.metrics_host)
         print(
             f"simulating from {config.start:%Y-%m-%d} (seed {config.seed}"
             + (f", drift at {config.drift_start:%Y-%m-%d %H:%M}" if config.drift_start else "")

@@ -50,10 +50,10 @@ def build(
     Args:
         config: the settings.
         kafka: Kafka connection.
-        telemetry: metrics (default: Prometheus on ``config.metrics_port``).
+        telemetry: metrics (default: Prometheus on ``config.metrics_host:metrics_port``).
     """
     kafka = kafka or local_kafka_settings("riskstream-controller")
-    telemetry = telemetry or prometheus_or_null(config.metrics_port)
+    telemetry = telemetry or prometheus_or_null(config.metrics_port, host=config.metrics_host)
     registry = KafkaRegistryLog(
         kafka, config.model_updates_topic, purpose="controller-model-updates",
         on_invalid=telemetry.on_invalid,

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.common.errors import ConfigError
-from services.common.settings import env_settings
+from services.common.settings import LOOPBACK, BindHost, env_settings
 from services.controller.policy import Bounds
 from services.stack.config import load_stack_config
 
@@ -38,6 +38,8 @@ class ControllerConfig:
         scores_topic: the scorers' decisions.
         labels_topic: the verdicts on transactions.
         model_updates_topic: the registry's event log (read and written).
+        metrics_host: Prometheus endpoint bind address (loopback by default; 0.0.0.0
+            in a container).
         metrics_port: Prometheus endpoint port (0: none).
     """
 
@@ -57,6 +59,7 @@ class ControllerConfig:
     scores_topic: str = "scores"
     labels_topic: str = "labels"
     model_updates_topic: str = "model-updates"
+    metrics_host: BindHost = LOOPBACK
     metrics_port: int = 9106
 
     def __post_init__(self) -> None:

@@ -45,9 +45,14 @@ class NullControllerTelemetry:
 
 
 class PrometheusControllerTelemetry:
-    """prometheus-client metrics, served on the controller's metrics port."""
+    """prometheus-client metrics, served on the controller's metrics port.
 
-    def __init__(self, port: int | None) -> None:
+    Args:
+        port: the endpoint's port (None or 0: no endpoint).
+        host: the address it listens on (``ControllerConfig.metrics_host``).
+    """
+
+    def __init__(self, port: int | None, *, host: str) -> None:
         from prometheus_client import Counter, Gauge, start_http_server
 
         self._decisions = Counter(
@@ -113,7 +118,7 @@ class PrometheusControllerTelemetry:
             self._decline_rate, self._precision, self._psi,
         )  # fmt: skip
         if port:
-            start_http_server(port, addr="127.0.0.1")
+            start_http_server(port, addr=host)
 
     def on_step(self) -> None:
         """The loop ran."""
@@ -154,12 +159,13 @@ class PrometheusControllerTelemetry:
         self._transitions.labels(status).inc()
 
 
-def prometheus_or_null(port: int) -> ControllerTelemetry:
-    """Prometheus metrics on ``port`` (none when 0), or none when the port is taken (logged)."""
+def prometheus_or_null(port: int, *, host: str) -> ControllerTelemetry:
+    """Prometheus metrics on ``host:port`` (none when the port is 0), or none when the
+    port is taken (logged)."""
     if not port:
         return NullControllerTelemetry()
     try:
-        return PrometheusControllerTelemetry(port)
+        return PrometheusControllerTelemetry(port, host=host)
     except OSError as exc:
         log.warning("metrics port %d unavailable (%s); controller metrics disabled", port, exc)
         return NullControllerTelemetry()

@@ -65,7 +65,7 @@ def worker(config: DriftConfig, *, kafka: KafkaClientSettings | None = None) -> 
     """The faust worker of the drift app (not started)."""
     stack = load_stack_config()
     kafka = kafka or local_kafka_settings("riskstream-drift")
-    telemetry = prometheus_or_null(config.metrics_port)
+    telemetry = prometheus_or_null(config.metrics_port, host=config.metrics_host)
     report_dir = config.reports_path(stack.state_dir)
     datadir = stack.state_dir / "drift" / "faust"
     datadir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level

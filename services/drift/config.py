@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from services.common.errors import ConfigError
-from services.common.settings import env_settings
+from services.common.settings import LOOPBACK, BindHost, env_settings
 from services.drift.monitor import MonitorSettings
 from services.stack.config import load_stack_config
 
@@ -50,6 +50,8 @@ class DriftConfig:
         keep_reports: newest reports kept per model (count).
         tick_interval_s: how often the registry is followed and quiet windows close.
         public_key_file: ed25519 key artifacts must be signed with ("" = sha256 only).
+        metrics_host: Prometheus endpoint bind address (loopback by default; 0.0.0.0
+            in a container).
         metrics_port: Prometheus endpoint port (0: none).
     """
 
@@ -80,6 +82,7 @@ class DriftConfig:
     keep_reports: int = 1_000
     tick_interval_s: float = 2.0
     public_key_file: str = ""
+    metrics_host: BindHost = LOOPBACK
     metrics_port: int = 9104
 
     def __post_init__(self) -> None:

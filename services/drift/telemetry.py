@@ -66,9 +66,14 @@ class NullDriftTelemetry:
 
 
 class PrometheusDriftTelemetry:
-    """prometheus-client metrics, served on the drift monitor's metrics port."""
+    """prometheus-client metrics, served on the drift monitor's metrics port.
 
-    def __init__(self, port: int | None) -> None:
+    Args:
+        port: the endpoint's port (None or 0: no endpoint).
+        host: the address it listens on (``DriftConfig.metrics_host``).
+    """
+
+    def __init__(self, port: int | None, *, host: str) -> None:
         from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
         column = ["feature", "test"]
@@ -139,7 +144,7 @@ class PrometheusDriftTelemetry:
         )
         self._per_column = (self._statistic, self._p, self._adjusted, self._psi, self._drifted)
         if port:
-            start_http_server(port, addr="127.0.0.1")
+            start_http_server(port, addr=host)
 
     def on_tick(self) -> None:
         """The timer ran."""
@@ -192,12 +197,13 @@ class PrometheusDriftTelemetry:
         self._held.labels(trigger.reason).inc()
 
 
-def prometheus_or_null(port: int) -> DriftTelemetry:
-    """Prometheus metrics on ``port`` (none when 0), or none when the port is taken (logged)."""
+def prometheus_or_null(port: int, *, host: str) -> DriftTelemetry:
+    """Prometheus metrics on ``host:port`` (none when the port is 0), or none when the
+    port is taken (logged)."""
     if not port:
         return NullDriftTelemetry()
     try:
-        return PrometheusDriftTelemetry(port)
+        return PrometheusDriftTelemetry(port, host=host)
     except OSError as exc:
         log.warning("metrics port %d unavailable (%s); drift metrics disabled", port, exc)
         return NullDriftTelemetry()

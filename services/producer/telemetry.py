@@ -26,9 +26,14 @@ class NullProducerTelemetry:
 
 
 class PrometheusProducerTelemetry:
-    """Counters on the producer's metrics port (``metrics_ports.producer``)."""
+    """Counters on the producer's metrics port (``metrics_ports.producer``).
 
-    def __init__(self, port: int) -> None:
+    Args:
+        port: the endpoint's port.
+        host: the address it listens on (``riskstream produce --metrics-host``).
+    """
+
+    def __init__(self, port: int, *, host: str) -> None:
         from prometheus_client import Counter, start_http_server
 
         self._published = Counter(
@@ -37,7 +42,7 @@ class PrometheusProducerTelemetry:
         self._dead = Counter(
             "riskstream_producer_dead_letters_total", "Items sent to a DLQ, by reason", ["reason"]
         )
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=host)
 
     def on_published(self, topic: str, n: int) -> None:
         """Count ``n`` records published to ``topic``."""
@@ -48,10 +53,10 @@ class PrometheusProducerTelemetry:
         self._dead.labels(reason).inc()
 
 
-def prometheus_or_null(port: int) -> ProducerTelemetry:
-    """Serve metrics on ``port``, or report nothing when another producer holds it."""
+def prometheus_or_null(port: int, *, host: str) -> ProducerTelemetry:
+    """Serve metrics on ``host:port``, or report nothing when another producer holds it."""
     try:
-        return PrometheusProducerTelemetry(port)
+        return PrometheusProducerTelemetry(port, host=host)
     except OSError as exc:
         log.warning("metrics port %d unavailable (%s); producer metrics disabled", port, exc)
         return NullProducerTelemetry()

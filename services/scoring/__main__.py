@@ -113,10 +113,12 @@ async def start(
     Args:
         config: the settings.
         kafka: Kafka connection (default: the local stack's).
-        telemetry: metrics (default: Prometheus on ``config.metrics_port``).
+        telemetry: metrics (default: Prometheus on ``config.metrics_host:metrics_port``).
     """
     telemetry = telemetry or (
-        prometheus_or_null(config.metrics_port) if config.metrics_port else NullScoringTelemetry()
+        prometheus_or_null(config.metrics_port, host=config.metrics_host)
+        if config.metrics_port
+        else NullScoringTelemetry()
     )
     kafka = kafka or local_kafka_settings("riskstream-scorer")
     authority = None

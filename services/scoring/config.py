@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.errors import ConfigError
-from services.common.settings import env_settings
+from services.common.settings import LOOPBACK, BindHost, RedisUrl, env_settings
 from services.feature_store.redis_layout import PROJECT
 from services.stack.config import load_stack_config
 
@@ -20,10 +20,12 @@ class ScoringConfig:
     """How the scorer listens, batches, reads features and publishes.
 
     Attributes:
-        host: gRPC bind address (127.0.0.1 by default: loopback only).
+        host: gRPC bind address (127.0.0.1 by default: loopback only; 0.0.0.0 in a
+            container).
         port: gRPC port.
+        metrics_host: Prometheus endpoint bind address (loopback by default, like ``host``).
         metrics_port: Prometheus endpoint port (0: no endpoint).
-        redis_url: the online store.
+        redis_url: the online store (default: the local stack's Redis).
         feature_project: Feast project of the online store (the Redis key suffix).
         feature_timeout_ms: Redis socket timeout, milliseconds; past it the request
             falls back to rules.
@@ -54,10 +56,11 @@ class ScoringConfig:
             client connections); worker i serves metrics on ``metrics_port + i``.
     """
 
-    host: str = "127.0.0.1"
+    host: BindHost = LOOPBACK
     port: int = 50051
+    metrics_host: BindHost = LOOPBACK
     metrics_port: int = 9102
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: RedisUrl = "redis://127.0.0.1:6379/0"
     feature_project: str = PROJECT
     feature_timeout_ms: float = 50.0
     max_batch_size: int = 64
@@ -112,7 +115,7 @@ class ScoringConfig:
         stack = load_stack_config(env)
         scoring_dir = stack.state_dir / "scoring"
         values: dict[str, object] = {
-            "redis_url": f"redis://127.0.0.1:{stack.redis.port}/0",
+            "redis_url": stack.redis.url,
             "metrics_port": stack.metrics_ports.get("scoring", 9102),
             "state_dir": stack.state_dir,
             "tokens_file": scoring_dir / "tokens.json",

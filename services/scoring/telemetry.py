@@ -76,9 +76,14 @@ class NullScoringTelemetry:
 
 
 class PrometheusScoringTelemetry:
-    """prometheus-client metrics, served on the scorer's metrics port."""
+    """prometheus-client metrics, served on the scorer's metrics port.
 
-    def __init__(self, port: int | None) -> None:
+    Args:
+        port: the endpoint's port (None or 0: no endpoint).
+        host: the address it listens on (``ScoringConfig.metrics_host``).
+    """
+
+    def __init__(self, port: int | None, *, host: str) -> None:
         from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
         self._rpc = Histogram(
@@ -147,7 +152,7 @@ class PrometheusScoringTelemetry:
         self._canary_weight = Gauge("riskstream_scoring_canary_weight", "Canary share of cards")
         self._in_flight = Gauge("riskstream_scoring_in_flight", "Requests being handled")
         if port:
-            start_http_server(port, addr="127.0.0.1")
+            start_http_server(port, addr=host)
 
     def on_rpc(self, method: str, code: str, seconds: float) -> None:
         """Observe one RPC."""
@@ -202,10 +207,10 @@ class PrometheusScoringTelemetry:
         self._in_flight.set(n)
 
 
-def prometheus_or_null(port: int) -> ScoringTelemetry:
-    """Prometheus metrics on ``port``, or none when the port is taken (logged)."""
+def prometheus_or_null(port: int, *, host: str) -> ScoringTelemetry:
+    """Prometheus metrics on ``host:port``, or none when the port is taken (logged)."""
     try:
-        return PrometheusScoringTelemetry(port)
+        return PrometheusScoringTelemetry(port, host=host)
     except OSError as exc:
         log.warning("metrics port %d unavailable (%s); scorer metrics disabled", port, exc)
         return NullScoringTelemetry()

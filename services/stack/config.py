@@ -77,6 +77,11 @@ class RedisSettings:
     maxmemory_mb: int
     start_timeout_s: float
 
+    @property
+    def url(self) -> str:
+        """``redis://`` URL of database 0: the default online store of every service."""
+        return f"redis://{HOST}:{self.port}/0"
+
 
 @dataclass(frozen=True)
 class PrometheusSettings:

@@ -174,7 +174,7 @@ class RetrainHandler:
             features=FEATURE_SETS[self.config.features],
             offline_root=self.offline_root,
             registry_path=self.stack.state_dir / "feast" / "registry.db",
-            redis_url=f"redis://127.0.0.1:{self.stack.redis.port}",
+            redis_url=self.config.redis_url or self.stack.redis.url,
             store=self.store,
             kafka=self.kafka,
             publisher=self.publisher,
@@ -239,7 +239,7 @@ def main() -> int:
     config = TrainerConfig.from_env(os.environ, burn_in_days=0)
     port = config.metrics_port or stack.metrics_ports.get("trainer", 0)
     if port:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=config.metrics_host)
     run(
         config,
         local_kafka_settings("riskstream-trainer"),

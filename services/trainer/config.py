@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.common.errors import ConfigError
-from services.common.settings import env_settings
+from services.common.settings import LOOPBACK, BindHost, RedisUrl, env_settings
 from services.feature_store.definitions import DAY, LABEL_DELAY_S
 
 ENV_PREFIX = "RISKSTREAM_TRAINER_"
@@ -75,7 +75,13 @@ class TrainerConfig:
             (``baseline``, ``handbook`` or ``full``; see ``dataset.FEATURE_SETS``).
         signing_key_file: ed25519 private key (PEM) signing artifacts ("" = unsigned).
         public_key_file: ed25519 public key (PEM) verifying the champion ("" = none).
-        metrics_port: Prometheus port of the retrain consumer (0 = none).
+        metrics_host: bind address of the retrain consumer's Prometheus endpoint
+            (loopback by default; 0.0.0.0 in a container).
+        metrics_port: Prometheus port of the retrain consumer (0 = the stack's
+            ``metrics_ports.trainer``).
+        redis_url: the online store Feast's configuration names ("" = the local
+            stack's, ``StackConfig.redis.url``, filled in by the entry points: the
+            trainer's kernels import this module, not the stack's).
     """
 
     seed: int = 0
@@ -112,7 +118,9 @@ class TrainerConfig:
     features: str = "baseline"
     signing_key_file: str = ""
     public_key_file: str = ""
+    metrics_host: BindHost = LOOPBACK
     metrics_port: int = 0
+    redis_url: RedisUrl = ""
 
     def __post_init__(self) -> None:
         positive = ("days", "n_customers", "n_terminals", "validation_days", "holdout_days")
