@@ -56,7 +56,11 @@ class FeatureJobConfig:
         bundle_time_ms: Python bundle time (process mode).
         buffer_timeout_ms: network buffer flush timeout.
         jvm_heap_mb: heap cap of the local mini-cluster's JVM.
-        metrics_port: Prometheus reporter port; 0 for no reporter.
+        metrics_port: Prometheus reporter port; 0 for no reporter. Flink's reporter
+            takes no bind address: it listens on every interface.
+        parallelism: parallel tasks of every operator; 1 on the local stack (one
+            slot per core, docs/SCALING.md). Above the partitions of the input
+            topics, the extra source tasks idle.
         job_name: name of the Flink job.
     """
 
@@ -85,11 +89,14 @@ class FeatureJobConfig:
     buffer_timeout_ms: int = 10
     jvm_heap_mb: int = 768
     metrics_port: int = 0
+    parallelism: int = 1
     job_name: str = "riskstream-features"
 
     def __post_init__(self) -> None:
         if self.execution_mode not in EXECUTION_MODES:
             raise ValueError(f"execution_mode must be one of {EXECUTION_MODES}")
+        if self.parallelism < 1:
+            raise ValueError(f"parallelism must be at least 1, got {self.parallelism!r}")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.name.endswith(("_ms", "_mb", "_size")) and (

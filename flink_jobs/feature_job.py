@@ -66,7 +66,7 @@ def prune_checkpoints(checkpoint_dir: Path, keep: Path | None) -> None:
 def flink_configuration(cfg: FeatureJobConfig, restore_from: Path | None) -> dict[str, str]:
     """Every Flink option the job sets, by its Flink 2.x key."""
     options = {
-        "parallelism.default": "1",
+        "parallelism.default": str(cfg.parallelism),
         "pipeline.name": cfg.job_name,
         "pipeline.jars": ";".join(Path(j).as_uri() for j in cfg.jars),
         # Python: the job environment's interpreter and import path.
@@ -90,7 +90,9 @@ def flink_configuration(cfg: FeatureJobConfig, restore_from: Path | None) -> dic
         "restart-strategy.type": "exponential-delay",
         # Read by a cluster's launcher; the local JVM gets it from JVM_ARGS (see run).
         "env.java.opts.all": f"-Xmx{cfg.jvm_heap_mb}m",
-        "taskmanager.numberOfTaskSlots": "1",
+        # A slot per parallel task in the local mini-cluster's one TaskManager; on a
+        # cluster (Compose, the operator) the TaskManagers' own setting rules.
+        "taskmanager.numberOfTaskSlots": str(cfg.parallelism),
         "rest.bind-port": "0",
     }
     if restore_from is not None:
@@ -315,8 +317,8 @@ def run(cfg: FeatureJobConfig) -> int:
         configuration.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(configuration)
     build(env, cfg)
-    log.info("starting %s (%s mode), restoring from %s", cfg.job_name, cfg.execution_mode,
-             restore_from or "nothing")  # fmt: skip
+    log.info("starting %s (%s mode, parallelism %d), restoring from %s", cfg.job_name,
+             cfg.execution_mode, cfg.parallelism, restore_from or "nothing")  # fmt: skip
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     client = None
