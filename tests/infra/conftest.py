@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 
 import pytest
 
@@ -43,6 +44,28 @@ class ServiceSettings:
     module: str
     config: object
     kafka: KafkaClientSettings
+
+    @property
+    def listen_addresses(self) -> dict[str, str]:
+        """Field → value of every address the service listens on (its ``BindHost`` fields)."""
+        if not is_dataclass(self.config):
+            return {}
+        return {f.name: getattr(self.config, f.name) for f in fields(self.config)
+                if str(f.type) == "BindHost"}  # fmt: skip
+
+    @property
+    def loopback_listeners(self) -> dict[str, str]:
+        """The listen addresses no other container or pod reaches (loopback)."""
+        return {k: v for k, v in self.listen_addresses.items() if _is_loopback(v)}
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: the container's own, say
 
 
 def parse_service_env(module: str, env: Mapping[str, str]) -> ServiceSettings:

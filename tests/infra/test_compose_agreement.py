@@ -2,7 +2,9 @@
 
 No Docker engine runs here, so the file is parsed: service names, ports, metrics
 ports, topics, the Kafka version, image pins, the environment each container gets
-(parsed by the service's own settings classes), Prometheus targets and secrets.
+(parsed by the service's own settings classes: every listen address must answer other
+containers, every Redis and Kafka address must name a compose service), Prometheus
+targets and job names, and secrets.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from flink_jobs.config import parse_args as parse_job_args
 INFRA = REPO_ROOT / "infra"
 COMPOSE = INFRA / "docker-compose.yml"
 PROMETHEUS = INFRA / "compose" / "prometheus.yml"
+#: The one-host Prometheus configuration of the local stack: its job names are the ones
+#: the rules (ServiceDown) and the dashboards ("Targets up") select.
+CHECKED_IN_PROMETHEUS = INFRA / "prometheus" / "prometheus.yml"
 DOCKERFILE = INFRA / "docker" / "Dockerfile"
 DOCKERFILE_FLINK = INFRA / "docker" / "Dockerfile.flink"
 #: compose service → the python module it runs.
@@ -223,6 +228,20 @@ def test_service_environments_are_read_by_the_services(
     assert scoring.port == 50051 and scoring.host == "0.0.0.0"
     assert scoring.redis_url == f"redis://redis:{stack.redis.port}/0"
     assert scoring.workers == 1  # replicas scale it; one worker keeps one metrics port
+    trainer = service_env("services.trainer", env_of(services["trainer"])).config
+    assert trainer.redis_url == f"redis://redis:{stack.redis.port}/0"  # type: ignore[attr-defined]
+
+
+def test_every_listen_address_answers_other_containers(
+    services: dict[str, dict[str, Any]], service_env
+) -> None:
+    # Loopback is every service's default (the local stack exposes nothing), so a
+    # container without the override would serve metrics that Prometheus never reaches.
+    for name, module in PYTHON_SERVICES.items():
+        settings = service_env(module, env_of(services[name]))
+        assert not settings.loopback_listeners, f"{name} listens on loopback only"
+        if name in ("scoring", "controller", "drift", "trainer"):  # metrics endpoints
+            assert "metrics_host" in settings.listen_addresses, name
 
 
 def test_metrics_ports_are_the_stack_ones(
@@ -254,8 +273,12 @@ def test_feature_job_is_submitted_with_flags_the_job_accepts(
     assert job.state_dir == Path("/var/lib/riskstream/flink")
     for name in ("flink-jobmanager", "flink-taskmanager", "feature-job"):
         assert "flink-state:/var/lib/riskstream/flink" in services[name]["volumes"]
+    # The job's own --parallelism rules (it sets parallelism.default): one slot per
+    # task on the one TaskManager, and no more tasks than partitions to read.
     slots = int(flink_properties(services["flink-taskmanager"])["taskmanager.numberOfTaskSlots"])
-    assert slots >= 1
+    assert "deploy" not in services["flink-taskmanager"], "one TaskManager"
+    assert 1 <= job.parallelism <= slots
+    assert job.parallelism <= stack.topic("transactions").partitions
 
 
 def test_scorer_scales_and_its_healthcheck_asks_grpc_health(
@@ -298,6 +321,28 @@ def test_every_scrape_target_is_a_compose_service_port(
             continue
         assert any(p == port for _, p in jobs[f"riskstream-{service}"]), service
     assert "/etc/prometheus/rules/*.yml" in config["rule_files"]
+
+
+def scrape_jobs(path: Path) -> dict[str, str | None]:
+    """Job name → the ``service`` label it gives its targets (static or relabelled)."""
+    jobs: dict[str, str | None] = {}
+    for job in yaml.safe_load(path.read_text())["scrape_configs"]:
+        services = {s.get("labels", {}).get("service") for s in job.get("static_configs", [])}
+        services |= {r["replacement"] for r in job.get("relabel_configs", [])
+                     if r.get("target_label") == "service"}  # fmt: skip
+        assert len(services - {None}) <= 1, job["job_name"]
+        jobs[job["job_name"]] = next(iter(services - {None}), None)
+    return jobs
+
+
+def test_scrape_job_names_are_the_checked_in_ones() -> None:
+    # ServiceDown and the Overview's "Targets up" select up{job=~"riskstream-.+"}: a
+    # job named otherwise here would be a service nobody is paged for.
+    compose = scrape_jobs(PROMETHEUS)
+    checked_in = scrape_jobs(CHECKED_IN_PROMETHEUS)
+    # The producer is a command run by hand (`riskstream produce`), not a compose service.
+    del checked_in["riskstream-producer"]
+    assert compose == checked_in
 
 
 def test_mounted_configuration_exists_in_the_repository(

@@ -180,14 +180,21 @@ def test_service_environments_are_read_by_the_services(
         env = container_env(doc)
         settings = service_env(module, env)  # unknown names and bad values fail here
         assert settings.kafka.bootstrap_servers == bootstrap, name
+        # Loopback is every service's default: a pod must override each listen address
+        # for the Service (probes, ServiceMonitor, clients) to reach it.
+        assert not settings.loopback_listeners, f"{name} listens on loopback only"
         if metrics is not None:
             port = stack.metrics_ports[metrics]
             assert settings.config.metrics_port == port, name  # type: ignore[attr-defined]
             assert {"name": "metrics", "containerPort": port} in container["ports"], name
+            assert "metrics_host" in settings.listen_addresses, name
     scoring = service_env("services.scoring", container_env(named(docs, "Deployment",
                           "riskstream-scoring"))).config  # fmt: skip
     assert scoring.redis_url == f"redis://redis:{stack.redis.port}/0"
     assert scoring.host == "0.0.0.0" and scoring.workers == 1
+    trainer = service_env("services.trainer", container_env(named(docs, "Deployment",
+                          "riskstream-trainer"))).config  # fmt: skip
+    assert trainer.redis_url == f"redis://redis:{stack.redis.port}/0"  # type: ignore[attr-defined]
 
 
 def test_secret_paths_are_mounted_and_never_literal(docs: list[dict[str, Any]]) -> None:
@@ -280,9 +287,11 @@ def test_flink_deployment_runs_the_feature_job(
     [kafka] = of_kind(docs, "Kafka")
     assert job.bootstrap_servers == f"{kafka['metadata']['name']}-kafka-bootstrap:9092"
     assert (job.redis_host, job.redis_port) == ("redis", stack.redis.port)
-    # A source task per partition at most: more parallelism than partitions idles.
+    # A source task per partition at most: more parallelism than partitions idles. The
+    # job's --parallelism sets parallelism.default over the cluster's: both must agree.
     partitions = stack.topic("transactions").partitions
     assert 1 <= spec["job"]["parallelism"] <= partitions
+    assert job.parallelism == spec["job"]["parallelism"]
     config = spec["flinkConfiguration"]
     assert config["metrics.reporter.prom.port"] == str(stack.metrics_ports["feature_job"])
     redis = named(docs, "StatefulSet", "redis")
