@@ -1,5 +1,6 @@
-"""``riskstream evaluate``: replay a benchmark dataset through the pipeline and score a
-model family with a published protocol.
+"""``riskstream evaluate``: fill an offline store from a benchmark dataset (a replay
+through the pipeline, or the reference backfill) and score a model family with a
+published protocol.
 
 Heavy imports (Feast, XGBoost) happen inside the command, so the CLI starts fast.
 """
@@ -28,8 +29,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     """Register evaluate."""
     evaluate = sub.add_parser(
         "evaluate",
-        help="replay a dataset through Kafka → Flink → offline store and evaluate "
-        "XGBoost with a published protocol",
+        help="fill an offline store from a dataset (replay through Kafka → Flink, or the "
+        "reference backfill) and evaluate XGBoost with a published protocol",
     )
     evaluate.add_argument("--dataset", type=Path, required=True, help="handbook-format CSV")
     evaluate.add_argument("--protocol", choices=["handbook"], default="handbook")
@@ -43,8 +44,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "$RISKSTREAM_HOME/evaluate)",
     )  # fmt: skip
     evaluate.add_argument(
+        "--source", choices=["replay", "reference"], default="replay",
+        help="how to fill the offline store: replay through Kafka → Flink → offline "
+        "writer (default), or compute the features with the reference implementation "
+        "and write them with the offline writer (no Kafka or Flink; minutes, not an hour)",
+    )  # fmt: skip
+    evaluate.add_argument(
         "--skip-replay", action="store_true",
-        help="use --offline-root as already replayed (no Kafka or Flink needed)",
+        help="use --offline-root as already filled (no Kafka or Flink needed)",
     )  # fmt: skip
     evaluate.add_argument("--nthread", type=int, default=2, help="XGBoost threads (default 2)")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -55,7 +62,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Replay (unless skipped), build the rows through Feast, run the protocol, print."""
     from services.stack import load_stack_config
     from services.trainer import handbook
-    from services.trainer.fdh_replay import replay_into_offline_store
 
     def say(line: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
@@ -71,14 +77,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     result: dict[str, object] = {"protocol": args.protocol, "features": args.features}
     try:
         if not args.skip_replay:
-            start, end = handbook.replay_window()
-            say(f"replaying {start:%Y-%m-%d}..{end:%Y-%m-%d} of {args.dataset} into {root}")
-            with tempfile.TemporaryDirectory(prefix="riskstream-evaluate-") as work:
-                replay = replay_into_offline_store(
-                    args.dataset, root, start=start, end=end, stack=stack,
-                    work_dir=Path(work), progress=say,
-                )  # fmt: skip
-            result["replay"] = {**vars(replay), "seconds": dict(replay.seconds)}
+            result[args.source] = _fill(args.dataset, root, args.source, stack, say)
         rows = _labelled_rows(root, stack, features, say)
         result["training_set"] = rows.attrs["report_summary"]
         evaluation = handbook.evaluate(rows, features, nthread=args.nthread, progress=say)
@@ -95,6 +94,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             print(f"{metric:24s} {summary['mean']:.3f} ± {summary['std']:.3f}  "
                   f"(folds {', '.join(f'{v:.3f}' for v in summary['folds'])})")  # fmt: skip
     return 0
+
+
+def _fill(
+    dataset: Path, root: Path, source: str, stack: StackConfig, say: Callable[[str], None]
+) -> dict[str, object]:
+    """Fills ``root`` with the handbook's replay window; returns the report as JSON."""
+    from services.trainer import handbook
+
+    start, end = handbook.replay_window()
+    say(f"filling {root} with {start:%Y-%m-%d}..{end:%Y-%m-%d} of {dataset} ({source})")
+    if source == "reference":
+        from services.trainer.fdh_backfill import backfill_offline_store
+
+        backfill = backfill_offline_store(dataset, root, start=start, end=end, progress=say)
+        return {**vars(backfill), "seconds": dict(backfill.seconds)}
+    from services.trainer.fdh_replay import replay_into_offline_store
+
+    with tempfile.TemporaryDirectory(prefix="riskstream-evaluate-") as work:
+        replay = replay_into_offline_store(
+            dataset, root, start=start, end=end, stack=stack, work_dir=Path(work), progress=say
+        )
+    return {**vars(replay), "seconds": dict(replay.seconds)}
 
 
 def _labelled_rows(
