@@ -40,6 +40,17 @@ class DriftConfig:
             seconds; 0 turns it off.
         max_data_age_s: newest event time minus the end of the champion's train
             window that asks for a retrain, seconds; 0 turns it off.
+        min_psi: least PSI a column with a significant test needs to count as
+            drifted; 0 judges by p-values alone. 0.05 is half the usual "moderate
+            shift" of 0.1 and about three times the largest a stationary simulator
+            window showed (0.017, docs/DRIFT.md).
+        ignore_features: comma-separated columns never tested. The calendar flags
+            are functions of when a window is, not of the data: a window of a
+            Tuesday afternoon has no weekend and no night rows, whatever the stream.
+        report_only_features: comma-separated columns tested and reported that do
+            not flag a window by themselves. The score is one by default: the model
+            reads the calendar flags, so a window's score mix follows the hour and
+            the weekday (PSI up to 0.10 on a stationary simulator stream).
         scores_topic: the scorers' decisions.
         labels_topic: the verdicts.
         model_updates_topic: the registry's event log.
@@ -72,6 +83,9 @@ class DriftConfig:
     min_error_increase: float = 0.2
     max_model_age_s: float = 30 * 86_400.0
     max_data_age_s: float = 60 * 86_400.0
+    min_psi: float = 0.05
+    ignore_features: str = "tx_is_weekend,tx_is_night"
+    report_only_features: str = "__score__"
     scores_topic: str = "scores"
     labels_topic: str = "labels"
     model_updates_topic: str = "model-updates"
@@ -95,7 +109,7 @@ class DriftConfig:
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()}: must be positive")
         for name in ("ph_delta", "min_labels", "min_error_increase", "max_model_age_s",
-                     "max_data_age_s", "metrics_port"):  # fmt: skip
+                     "max_data_age_s", "metrics_port", "min_psi"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise ConfigError(f"{ENV_PREFIX}{name.upper()}: must not be negative")
         if self.window_rows < 2 or self.min_window_rows > self.window_rows:

@@ -57,6 +57,9 @@ class MonitorSettings:
     min_error_increase: float
     max_model_age_s: float
     max_data_age_s: float
+    min_psi: float
+    ignore_features: str
+    report_only_features: str
 
     @property
     def window_level(self) -> float:
@@ -168,9 +171,10 @@ class DriftMonitor:
         previous = self.champion
         self.champion = champion
         if champion is None or previous is None or previous.version != champion.version:
+            ignored = set(self.config.ignore_features.split(","))
             self._buffer = (
                 WindowBuffer(
-                    tuple(champion.reference.features),
+                    tuple(f for f in champion.reference.features if f not in ignored),
                     max_rows=self.config.window_rows,
                     span_ms=int(self.config.window_s * 1000),
                 )
@@ -222,7 +226,8 @@ class DriftMonitor:
         report = judge_window(
             window, self.champion.reference, model_name=self.config.model_name,
             champion_version=self.champion.version, level=self.level,
-            min_rows=self.config.min_window_rows,
+            min_rows=self.config.min_window_rows, min_psi=self.config.min_psi,
+            report_only=self.config.report_only_features.split(","),
         )  # fmt: skip
         out.reports.append(report)
         if not report.evaluated:

@@ -11,6 +11,7 @@ tests would have too little power to mean the same as a full window's.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -32,7 +33,11 @@ def iso_ms(ms: int) -> str:
 
 @dataclass(frozen=True)
 class ColumnResult:
-    """A column's test in a window, with its corrected p-value and verdict."""
+    """A column's test in a window, with its corrected p-value and verdict.
+
+    ``votes`` is False for a report-only column: its drift is reported (and is
+    evidence in a request) but does not flag the window by itself.
+    """
 
     column: str
     test: str
@@ -42,6 +47,7 @@ class ColumnResult:
     psi: float
     rows: int
     drifted: bool
+    votes: bool = True
 
 
 @dataclass(frozen=True)
@@ -79,8 +85,8 @@ class WindowReport:
 
     @property
     def flagged(self) -> bool:
-        """Whether any column drifted after the correction."""
-        return self.evaluated and any(r.drifted for r in self.results)
+        """Whether any voting column drifted after the correction."""
+        return self.evaluated and any(r.drifted and r.votes for r in self.results)
 
     def to_json(self) -> str:
         """The report as written to the report directory (sorted keys, one document)."""
@@ -111,8 +117,18 @@ def judge_window(
     champion_version: str,
     level: float,
     min_rows: int,
+    min_psi: float = 0.0,
+    report_only: Collection[str] = (),
 ) -> WindowReport:
     """Compare every reference column in ``window`` and correct for their number.
+
+    A column drifts when its Benjamini-Hochberg adjusted p-value is at most ``level``
+    *and* its PSI is at least ``min_psi``. The p-value says the difference is real;
+    the PSI floor says it is large enough to matter. Without it a big window of a
+    stationary stream is flagged anyway: its rows are not independent draws (a
+    window is a few hours of the same cards, the day's rhythm), so a KS D of 0.03
+    already gives p < 1e-6 (see docs/DRIFT.md, "Stationary simulator stream").
+    Columns in ``report_only`` are tested and reported but do not flag the window.
 
     Examples:
         >>> import numpy as np
@@ -152,7 +168,8 @@ def judge_window(
             adjusted_p_value=a,
             psi=t.psi,
             rows=t.rows,
-            drifted=a <= level,
+            drifted=a <= level and t.psi >= min_psi,
+            votes=t.column not in report_only,
         )
         for t, a in zip(tests, adjusted, strict=True)
     )

@@ -43,8 +43,15 @@ LABEL = "is_fraud"
 DAY_COLUMN = "day"
 
 
-def simulate_features(config: TrainerConfig) -> tuple[pd.DataFrame, datetime]:
+def simulate_features(
+    config: TrainerConfig, *, drift_at: timedelta | None = None
+) -> tuple[pd.DataFrame, datetime]:
     """Simulate ``config.days`` days and compute every feature of every transaction.
+
+    Args:
+        config: the run's simulator settings (seed, days, cards, terminals).
+        drift_at: when the simulator's drift begins (offset from its start); None
+            for a stationary stream. Days before it are the same either way.
 
     Returns:
         The feature frame (one row per transaction, in event-time order, with
@@ -55,6 +62,7 @@ def simulate_features(config: TrainerConfig) -> tuple[pd.DataFrame, datetime]:
         n_customers=config.n_customers,
         n_terminals=config.n_terminals,
         label_delay=timedelta(seconds=LABEL_DELAY_S),
+        drift_at=drift_at,
     )
     simulator = TransactionSimulator(sim_config)
     columns: dict[str, list[object]] = {

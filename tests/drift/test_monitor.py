@@ -77,7 +77,8 @@ def test_an_injected_drift_raises_one_request_naming_the_features(reference: dic
     monitor.follow(champion_of(reference))
     rng = np.random.default_rng(12)
     assert not any(o.request for _, o in _feed(monitor, SyntheticStream(FEATURES), rng, 10))
-    drifted = SyntheticStream(FEATURES, shift={"f04": 1.3, "f06": 1.6})  # gamma, binary
+    # gamma x1.3 (PSI ~0.2), binary share 0.1 -> 0.2 (PSI ~0.08): over the 0.05 floor
+    drifted = SyntheticStream(FEATURES, shift={"f04": 1.3, "f06": 2.0})
     outcomes = _feed(monitor, drifted, rng, 20, start=10)
     requests = [(w, o.request) for w, o in outcomes if o.request]
     assert len(requests) == 1  # one shift, one request (cool-down)
@@ -190,3 +191,34 @@ def test_requests_of_long_version_names_pass_the_topics_validation() -> None:
     assert decision is not None
     request = decode_retrain_request(encode(retrain_request(decision)))
     assert request.request_id == decision.request_id and len(request.request_id) <= 64
+
+
+def test_a_significant_but_small_shift_is_reported_and_not_flagged() -> None:
+    """20,000 rows make a 3 % scale change significant; its PSI is under the floor."""
+    from services.drift.window_report import judge_window
+    from services.drift.windows import ClosedWindow
+
+    ref = parse_reference(
+        reference_of(SyntheticStream(FEATURES), rows=20_000, seed=1), version="v1"
+    )
+    rng = np.random.default_rng(5)
+    n = 20_000
+    cols, score = SyntheticStream(FEATURES, shift={"f00": 1.03}).draw(rng, n)
+    values = np.column_stack([cols[name] for name in FEATURES])
+    window = ClosedWindow(FEATURES, values, score, 0, n, 0, n)
+
+    def judge(**kw):
+        return judge_window(window, ref, model_name="m", champion_version="v1", level=0.02,
+                            min_rows=1000, **kw)  # fmt: skip
+
+    by_p = {r.column: r for r in judge().results}
+    assert by_p["f00"].drifted and by_p["f00"].psi < 0.05  # p-values alone: drift
+    floored = judge(min_psi=0.05)
+    assert not floored.flagged
+    assert floored.results[0].adjusted_p_value <= 0.02  # still reported as significant
+    # A report-only column that drifts is reported but flags nothing.
+    moved = SyntheticStream(FEATURES, shift={"f00": 2.0}).draw(rng, n)
+    values = np.column_stack([moved[0][name] for name in FEATURES])
+    window = ClosedWindow(FEATURES, values, moved[1], 0, n, 0, n)
+    only = judge(min_psi=0.05, report_only=("f00", "__score__"))
+    assert [r.column for r in only.drifted] and not only.flagged
