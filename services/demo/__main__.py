@@ -88,11 +88,16 @@ def service_settings(config: DemoConfig) -> dict[str, str]:
         # rolled it back. The demo widens those two bounds; error rate, p99 latency
         # and the labelled precision check stay as in production.
         # The retrain's decline threshold must reach 0.8 precision on validation; on
-        # two post-drift weeks it found none and declined nothing, and the
-        # controller's decline-rate ratio (0 / champion's) can never pass: 0.5 here.
+        # two post-drift weeks it found none and declined nothing: 0.5 here. Even so a
+        # run's retrain found none (a few days of validation rows) and its canary,
+        # declining 0 of 1,111 against the stale champion's 3.6 %, was rolled back on
+        # the decline-rate ratio. A model that declines nothing is sound (it sends its
+        # top scores to review), so the demo's ratio bound is [1/1000, 1000], which in
+        # effect turns that guard off here; the labelled precision check still judges
+        # what the canary does decline or review.
         "RISKSTREAM_TRAINER_DECLINE_PRECISION": "0.5",
         "RISKSTREAM_CONTROLLER_MAX_SCORE_PSI": "10",
-        "RISKSTREAM_CONTROLLER_MAX_DECLINE_RATIO": "50",
+        "RISKSTREAM_CONTROLLER_MAX_DECLINE_RATIO": "1000",
         "RISKSTREAM_CONTROLLER_EVALUATE_INTERVAL_S": "2",
         "RISKSTREAM_CONTROLLER_WINDOW_S": "600",
         # PSI of two samples of one distribution sits near (bins - 1)(1/n + 1/m): at
