@@ -63,7 +63,7 @@ lint: install              ## ruff, mypy (strict on kernels); generated-code fre
 	$(BIN)/mypy --strict $(KERNELS)
 
 test: lint                 ## everything: lint, unit and integration tests (starts the stack if needed)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 test-unit: install         ## fast tests, no Kafka/Redis needed
 	$(BIN)/pytest -q -m "not integration"
