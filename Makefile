@@ -50,7 +50,7 @@ KERNELS := services/common/errors.py services/common/events.py services/common/p
            services/trainer/metrics.py \
            services/demo/config.py services/demo/timeline.py services/demo/summary.py \
            services/demo/charts.py services/demo/report.py \
-           services/drift/reference.py services/drift/two_sample.py services/drift/correction.py \
+           services/registry/reference.py services/drift/two_sample.py services/drift/correction.py \
            services/drift/windows.py services/drift/window_report.py \
            services/drift/performance.py services/drift/policy.py services/drift/monitor.py
 TYPED   := services/common services/stack services/cli services/producer services/registry \

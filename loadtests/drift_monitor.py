@@ -33,10 +33,10 @@ import numpy as np
 from services.drift.config import DriftConfig
 from services.drift.correction import Persistence
 from services.drift.monitor import DriftMonitor, Scored
-from services.drift.reference import parse_reference
 from services.drift.testing import SyntheticStream, champion_of, reference_of
 from services.drift.window_report import judge_window
 from services.drift.windows import ClosedWindow
+from services.registry.reference import parse_reference
 
 SHIFTS = {
     "gamma scale x1.05 (1 feature)": {"f04": 1.05},

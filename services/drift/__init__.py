@@ -13,9 +13,11 @@ On confirmed drift, performance decay or staleness it publishes one
 cool-down (read back from ``retrain-requests`` on restart) and while a canary runs.
 Each window's report goes to a JSON file and to Prometheus. See docs/DRIFT.md.
 
-Rooms: :mod:`config`, :mod:`errors`; kernels :mod:`reference`, :mod:`two_sample`,
-:mod:`correction`, :mod:`windows`, :mod:`window_report`, :mod:`performance`,
-:mod:`policy`, :mod:`monitor`; adapters :mod:`champion` (artifact store),
+Rooms: :mod:`config`, :mod:`errors`; kernels :mod:`two_sample`, :mod:`correction`,
+:mod:`windows`, :mod:`window_report`, :mod:`performance`, :mod:`policy`,
+:mod:`monitor` (the reference itself is the registry's:
+:mod:`services.registry.reference`, read verified by
+:mod:`services.registry.reference_loader`); adapters :mod:`champion` (artifact store),
 :mod:`kafka_io` (retrain requests), :mod:`reports` (files), :mod:`telemetry`
 (Prometheus); the loop (:mod:`loop`); the stream app (:mod:`app`); the wiring
 (:mod:`__main__`); fakes for tests (:mod:`testing`).

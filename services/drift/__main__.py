@@ -17,7 +17,7 @@ import faust
 
 from services.common.kafka import EventProducer, KafkaClientSettings
 from services.drift.app import build_app
-from services.drift.champion import ArtifactReferenceLoader
+from services.drift.champion import ArtifactChampionLoader
 from services.drift.config import DriftConfig
 from services.drift.kafka_io import KafkaRetrainPublisher, last_request_ms
 from services.drift.loop import DriftLoop
@@ -25,6 +25,7 @@ from services.drift.monitor import DriftMonitor
 from services.drift.reports import DirectoryReportSink
 from services.drift.telemetry import DriftTelemetry, prometheus_or_null
 from services.registry.log import KafkaRegistryLog
+from services.registry.reference_loader import ArtifactReferenceLoader
 from services.registry.signing import load_public_key
 from services.registry.store import LocalArtifactStore
 from services.stack.config import load_stack_config, local_kafka_settings
@@ -52,7 +53,9 @@ def build_loop(
             purpose="drift-model-updates",
             on_invalid=telemetry.on_invalid,
         ),
-        loader=ArtifactReferenceLoader(LocalArtifactStore(), public_key=key),
+        loader=ArtifactChampionLoader(
+            ArtifactReferenceLoader(LocalArtifactStore(), public_key=key)
+        ),
         publisher=KafkaRetrainPublisher(
             EventProducer(kafka, linger_ms=0), topic=config.retrain_topic
         ),

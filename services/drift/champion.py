@@ -1,27 +1,18 @@
-"""The champion's artifact, verified, and its reference distributions.
+"""The monitored champion: its verified reference and its training calendar.
 
-Adapter (the local artifact store). The ``model-updates`` record names the
-artifact; :func:`services.registry.artifact.load_artifact` verifies it exactly as
-the scorer does (sha256 of the metadata and of every listed file, the signature
-when a key is configured), and ``reference.json`` must be one of the files the
-metadata pins, so the monitor compares live traffic with the distributions the
-trained model really saw.
+Adapter. The reference comes through the registry's
+:class:`services.registry.reference_loader.ArtifactReferenceLoader` (the artifact
+verified as the scorer verifies it, ``reference.json`` pinned by its metadata) —
+the same reader the rollout controller uses for a canary's own holdout.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from riskstream.v1 import events_pb2
-from services.drift.errors import ReferenceUnavailable
 from services.drift.monitor import Champion
-from services.drift.reference import parse_reference
-from services.registry.artifact import REFERENCE_FILE, load_artifact, sha256_hex
-from services.registry.errors import ArtifactRejected
-from services.registry.store import LocalArtifactStore
+from services.registry.reference_loader import ArtifactReferenceLoader
 
 
 def _epoch_ms(iso: str) -> int | None:
@@ -31,19 +22,15 @@ def _epoch_ms(iso: str) -> int | None:
         return None
 
 
-class ArtifactReferenceLoader:
-    """Loads a champion's reference from the artifact store.
+class ArtifactChampionLoader:
+    """Turns a champion's record into the monitored :class:`Champion`.
 
     Args:
-        store: where artifact URIs resolve.
-        public_key: when set, artifacts must carry a valid signature.
+        references: the verified reader of artifacts' ``reference.json``.
     """
 
-    def __init__(
-        self, store: LocalArtifactStore, *, public_key: Ed25519PublicKey | None = None
-    ) -> None:
-        self._store = store
-        self._public_key = public_key
+    def __init__(self, references: ArtifactReferenceLoader) -> None:
+        self._references = references
 
     def load(self, record: events_pb2.ModelVersion, *, canary_running: bool) -> Champion:
         """The monitored champion of ``record``.
@@ -52,32 +39,11 @@ class ArtifactReferenceLoader:
             ReferenceUnavailable: the artifact does not verify, or has no (valid)
                 ``reference.json``.
         """
-        try:
-            artifact = load_artifact(
-                self._store.resolve(record.artifact_uri),
-                expected_sha256=record.sha256,
-                public_key=self._public_key,
-                signature=record.signature or None,
-            )
-        except ArtifactRejected as exc:
-            raise ReferenceUnavailable(version=record.version, detail=str(exc)) from exc
-        expected = artifact.metadata.files.get(REFERENCE_FILE)
-        if expected is None:
-            raise ReferenceUnavailable(version=record.version, detail="artifact has no reference")
-        try:
-            data = (artifact.directory / REFERENCE_FILE).read_bytes()
-        except OSError as exc:
-            raise ReferenceUnavailable(version=record.version, detail=str(exc)) from exc
-        if sha256_hex(data) != expected:
-            raise ReferenceUnavailable(version=record.version, detail="sha256 mismatch")
-        try:
-            doc = json.loads(data)
-        except ValueError as exc:
-            raise ReferenceUnavailable(version=record.version, detail=str(exc)) from exc
-        meta = artifact.metadata
+        loaded = self._references.load(record)
+        meta = loaded.metadata
         return Champion(
             version=record.version,
-            reference=parse_reference(doc, version=record.version),
+            reference=loaded.reference,
             created_ms=_epoch_ms(meta.created_at),
             train_end_ms=_epoch_ms(meta.train_window.end),
             canary_running=canary_running,

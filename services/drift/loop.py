@@ -20,11 +20,11 @@ from typing import Protocol
 from riskstream.v1 import events_pb2
 from services.common.errors import KafkaDeliveryError
 from services.controller.loop import RegistryLog
-from services.drift.errors import ReferenceUnavailable
 from services.drift.monitor import Champion, DriftMonitor, Labelled, Outcome, Scored, Tick
 from services.drift.policy import RetrainDecision
 from services.drift.telemetry import DriftTelemetry
 from services.drift.window_report import WindowReport
+from services.registry.errors import ReferenceUnavailable
 from services.registry.rollout import RegistryView, VersionRecord
 
 log = logging.getLogger(__name__)

@@ -31,9 +31,9 @@ from services.drift.policy import (
     RetrainPolicy,
     Trigger,
 )
-from services.drift.reference import Reference
 from services.drift.window_report import WindowReport, judge_window
 from services.drift.windows import ClosedWindow, WindowBuffer
+from services.registry.reference import Reference
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ import numpy as np
 from riskstream.v1 import events_pb2
 from services.drift.monitor import Champion
 from services.drift.policy import RetrainDecision
-from services.drift.reference import Floats, parse_reference
 from services.drift.window_report import WindowReport
+from services.registry.reference import Floats, parse_reference
 from services.trainer.distributions import reference_document
 
 KINDS = ("gamma", "normal", "binary", "count")

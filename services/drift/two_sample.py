@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats
 
-from services.drift.reference import ColumnReference, Floats
+from services.registry.reference import ColumnReference, Floats
 
 #: Columns whose sketch has at most this many distinct values are tested as binned.
 MAX_DISCRETE_LEVELS = 20

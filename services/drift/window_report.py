@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from services.drift.correction import benjamini_hochberg
-from services.drift.reference import SCORE_KEY, Floats, Reference
 from services.drift.two_sample import ColumnTest, compare
 from services.drift.windows import ClosedWindow
+from services.registry.reference import SCORE_KEY, Floats, Reference
 
 
 def iso_ms(ms: int) -> str:
@@ -132,7 +132,7 @@ def judge_window(
 
     Examples:
         >>> import numpy as np
-        >>> from services.drift.reference import ColumnReference
+        >>> from services.registry.reference import ColumnReference
         >>> u = ColumnReference("u", "continuous", 10_000, (np.arange(1000) + 0.5) / 1000,
         ...                     np.array([0.5]), np.array([0.5, 0.5]))
         >>> ref = Reference({"u": u}, u, "", "")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.drift.reference import Floats
+from services.registry.reference import Floats
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,11 @@ transition is the version's whole record, moved), :mod:`~services.registry.rollo
 (the roles fold the scorers, the controller and the catalog share),
 :mod:`~services.registry.catalog` (versions, statuses, history),
 :mod:`~services.registry.retention` (which versions to archive),
-:mod:`~services.registry.approval` and :mod:`~services.registry.model_card`.
+:mod:`~services.registry.approval`, :mod:`~services.registry.model_card` and
+:mod:`~services.registry.reference` (an artifact's ``reference.json``, parsed).
 Adapters: :mod:`~services.registry.log` (reads the whole log, no consumer group);
+:mod:`~services.registry.reference_loader` (a version's reference, read from its
+verified artifact: the drift monitor's champion, the controller's canary);
 settings: :mod:`~services.registry.config` (``RISKSTREAM_REGISTRY_*``).
 """
 

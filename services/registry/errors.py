@@ -3,6 +3,9 @@
     RiskstreamError
     ├── ArtifactRejected      a model artifact failed verification; ``reason`` says why
     ├── InvalidModelCard      a model card is malformed; ``field`` names what
+    ├── ReferenceUnavailable  an artifact's reference.json is missing, does not verify
+    │                         or does not parse (retryable: a newer version may bring
+    │                         a good one)
     ├── RegistryUnavailable   ``model-updates`` could not be read (retryable)
     └── TransitionRefused     a registry change is not allowed (approve an archived
                               version, an unknown version, a caller who is not admin)
@@ -72,6 +75,23 @@ class InvalidModelCard(RiskstreamError):
         super().__init__(f"model card: {field}: {problem}", retryable=False)
         self.field = field
         self.problem = problem
+
+
+class ReferenceUnavailable(RiskstreamError):
+    """A model's reference distributions (``reference.json``) cannot be used.
+
+    Retryable: a newer version of the model may bring a good one. Its readers (the
+    drift monitor, the rollout controller) carry on without it.
+
+    Attributes:
+        version: the model version whose reference was asked for.
+        detail: what is wrong with it.
+    """
+
+    def __init__(self, *, version: str, detail: str) -> None:
+        super().__init__(f"reference of {version}: {detail}", retryable=True)
+        self.version = version
+        self.detail = detail
 
 
 class RegistryUnavailable(RiskstreamError):

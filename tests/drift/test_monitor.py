@@ -11,9 +11,9 @@ import pytest
 
 from services.drift.config import DriftConfig
 from services.drift.monitor import DriftMonitor, Labelled, Scored, Tick
-from services.drift.reference import parse_reference
 from services.drift.testing import SyntheticStream, champion_of, reference_of
 from services.drift.two_sample import compare
+from services.registry.reference import parse_reference
 
 FEATURES = tuple(f"f{i:02d}" for i in range(20))
 ROWS = 2_000

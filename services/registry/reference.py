@@ -1,10 +1,13 @@
-"""The champion's reference distributions, parsed from ``reference.json``.
+"""A model's reference distributions, parsed from its artifact's ``reference.json``.
 
 Kernel: a JSON document in, typed read-only arrays out. The trainer writes the
-document (:mod:`services.trainer.distributions`); this is its one reader. Each
-column keeps a quantile sketch (``sample``), decile bins with their shares and the
-number of real rows behind them (``count``): the tests in :mod:`two_sample` need
-that count, because the sketch stands in for ``count`` rows, not for its own length.
+document (:mod:`services.trainer.distributions`); this is its one reader, shared by
+the drift monitor (the champion's features and score against live windows) and the
+rollout controller (a canary's live scores against its own holdout). Each column
+keeps a quantile sketch (``sample``), decile bins with their shares and the number
+of real rows behind them (``count``): the drift tests
+(:mod:`services.drift.two_sample`) need that count, because the sketch stands in
+for ``count`` rows, not for its own length.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from services.drift.errors import ReferenceUnavailable
+from services.registry.errors import ReferenceUnavailable
 
 SCORE_KEY = "__score__"  # the same key as services.trainer.distributions.SCORE_KEY
 SUPPORTED_SCHEMA = 1
