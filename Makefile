@@ -46,6 +46,7 @@ KERNELS := services/common/errors.py services/common/events.py services/common/p
            services/controller/windows.py services/controller/divergence.py \
            services/controller/precision.py services/controller/comparison.py \
            services/controller/roles.py services/controller/policy.py \
+           services/controller/baseline.py services/controller/guards.py \
            services/trainer/gate.py services/trainer/segments.py services/trainer/distributions.py \
            services/trainer/metrics.py \
            services/demo/config.py services/demo/timeline.py services/demo/summary.py \

@@ -1,7 +1,8 @@
 """The controller process: ``python -m services.controller`` (``riskstream controller``).
 
-The one place that wires the Kafka adapters, the publisher and the metrics to the
-loop, and stops it gracefully on SIGTERM / SIGINT (the loop finishes its step).
+The one place that wires the Kafka adapters, the publisher, the artifact store (a
+canary's own reference, verified) and the metrics to the loop, and stops it
+gracefully on SIGTERM / SIGINT (the loop finishes its step).
 """
 
 from __future__ import annotations
@@ -12,14 +13,19 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 from services.common.kafka import EventProducer, KafkaClientSettings
+from services.controller.artifacts import ArtifactBaselineLoader
 from services.controller.config import ControllerConfig
 from services.controller.kafka_io import KafkaDecisionStream
 from services.controller.loop import Controller
 from services.controller.telemetry import ControllerTelemetry, prometheus_or_null
 from services.registry.log import KafkaRegistryLog
 from services.registry.publish import KafkaModelVersionPublisher
+from services.registry.reference_loader import ArtifactReferenceLoader
+from services.registry.signing import load_public_key
+from services.registry.store import LocalArtifactStore
 from services.stack.config import local_kafka_settings
 
 log = logging.getLogger("services.controller")
@@ -44,6 +50,7 @@ def build(
     *,
     kafka: KafkaClientSettings | None = None,
     telemetry: ControllerTelemetry | None = None,
+    store: LocalArtifactStore | None = None,
 ) -> Wired:
     """The controller on Kafka (default: the local stack's broker).
 
@@ -51,6 +58,7 @@ def build(
         config: the settings.
         kafka: Kafka connection.
         telemetry: metrics (default: Prometheus on ``config.metrics_host:metrics_port``).
+        store: where canaries' artifacts resolve (default: the local artifact store).
     """
     kafka = kafka or local_kafka_settings("riskstream-controller")
     telemetry = telemetry or prometheus_or_null(config.metrics_port, host=config.metrics_host)
@@ -64,9 +72,14 @@ def build(
     publisher = KafkaModelVersionPublisher(
         EventProducer(kafka, linger_ms=0), topic=config.model_updates_topic
     )
-    controller = Controller(
-        config, registry=registry, stream=stream, publisher=publisher, telemetry=telemetry
+    key = load_public_key(Path(config.public_key_file)) if config.public_key_file else None
+    baselines = ArtifactBaselineLoader(
+        ArtifactReferenceLoader(store or LocalArtifactStore(), public_key=key)
     )
+    controller = Controller(
+        config, registry=registry, stream=stream, publisher=publisher, baselines=baselines,
+        telemetry=telemetry,
+    )  # fmt: skip
     return Wired(controller, registry, stream)
 
 

@@ -28,8 +28,13 @@ class ControllerConfig:
         max_error_rate: model errors per canary request, 0..1.
         max_p99_latency_ms: p99 bound, milliseconds, when the plan does not say
             (``rollout.max_p99_latency_ms``).
-        max_score_psi: PSI bound of the canary's scores against the champion's.
-        max_decline_ratio: decline-rate ratio bound, both ways (> 1).
+        max_score_psi: PSI bound of the canary's live scores against its own holdout's
+            (the ``__score__`` sketch of its artifact's ``reference.json``), confirmed
+            against the champion's when the champion has enough scores; against the
+            champion's alone when the artifact has no reference.
+        max_decline_ratio: decline-rate ratio bound, both ways (> 1): canary against
+            its own holdout decline rate (record ``metrics["decline_rate"]``), confirmed
+            against the champion likewise; the champion alone when not recorded.
         max_precision_drop: precision drop bound, 0..1, when the plan does not say
             (``rollout.max_ap_drop``).
         min_labelled_flags: labelled flagged decisions per side before precision counts.
@@ -41,6 +46,9 @@ class ControllerConfig:
         metrics_host: Prometheus endpoint bind address (loopback by default; 0.0.0.0
             in a container).
         metrics_port: Prometheus endpoint port (0: none).
+        public_key_file: ed25519 key (PEM) the canary's artifact must be signed with
+            to read its reference ("" = sha256 only), as the scorers and the drift
+            monitor verify it.
     """
 
     model_name: str = "fraud-xgb"
@@ -61,6 +69,7 @@ class ControllerConfig:
     model_updates_topic: str = "model-updates"
     metrics_host: BindHost = LOOPBACK
     metrics_port: int = 9106
+    public_key_file: str = ""
 
     def __post_init__(self) -> None:
         positive = (

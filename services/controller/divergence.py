@@ -1,8 +1,10 @@
-"""How far a canary's score distribution is from the champion's, over fixed bins.
+"""How far a canary's score distribution is from a reference's, over fixed bins.
 
 Kernel: no I/O. Both statistics take bin counts (see
 :data:`services.controller.windows.SCORE_EDGES`), so they are computed from the
-bounded window histograms, never from stored scores.
+bounded window histograms, never from stored scores. The reference is the canary's
+own holdout (its sketch binned and scaled to its rows, fractional counts,
+:mod:`services.controller.baseline`) or the champion's window.
 
 - :func:`psi` — the population stability index, ``sum((q - p) * ln(q / p))``, with
   additive (Jeffreys, +0.5) smoothing so that an empty bin is finite. It is the
@@ -20,11 +22,11 @@ import math
 from collections.abc import Sequence
 
 
-def psi(expected: Sequence[int], actual: Sequence[int], *, smoothing: float = 0.5) -> float:
+def psi(expected: Sequence[float], actual: Sequence[float], *, smoothing: float = 0.5) -> float:
     """Population stability index of ``actual`` against ``expected`` bin counts.
 
     Args:
-        expected: the reference's counts per bin (the champion).
+        expected: the reference's counts per bin (the holdout, or the champion).
         actual: the compared counts per bin (the canary), same bins.
         smoothing: added to every bin's count before normalising.
 
@@ -52,7 +54,7 @@ def psi(expected: Sequence[int], actual: Sequence[int], *, smoothing: float = 0.
     return total
 
 
-def ks_distance(expected: Sequence[int], actual: Sequence[int]) -> float:
+def ks_distance(expected: Sequence[float], actual: Sequence[float]) -> float:
     """Largest gap between the two binned cumulative distributions (0..1).
 
     Examples:

@@ -4,11 +4,13 @@ One thread, one step at a time: apply what arrived on ``model-updates``; when th
 champion/canary pair changes, start a new comparison and read ``scores`` and
 ``labels`` from the canary's start; feed what arrived; every
 ``evaluate_interval_s`` decide (:func:`services.controller.policy.decide`) and act.
-Acting publishes the canary's full record moved to CHAMPION (promote) or REJECTED
-(rollback; the champion stays, as the registry's fold defines) and applies it here
-at once, so the same canary is never acted on twice; the record that comes back
-from the log changes nothing. A publish the broker does not acknowledge is logged
-and tried again at the next evaluation.
+A new canary's own holdout behaviour (:class:`~services.controller.baseline.Baseline`)
+is loaded once, when its comparison starts. Acting publishes the canary's full
+record moved to CHAMPION (promote) or REJECTED (rollback; the champion stays, as
+the registry's fold defines) and applies it here at once, so the same canary is
+never acted on twice; the record that comes back from the log changes nothing. A
+publish the broker does not acknowledge is logged and tried again at the next
+evaluation.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Protocol
 
 from riskstream.v1 import events_pb2
 from services.common.errors import KafkaDeliveryError
+from services.controller.baseline import Baseline
 from services.controller.comparison import Comparison, Rollout, Scored
 from services.controller.config import ControllerConfig
 from services.controller.policy import CanaryPlan, Decision, Verdict, decide
@@ -55,6 +58,13 @@ class DecisionStream(Protocol):
         """What arrived since the last poll."""
 
 
+class BaselineLoader(Protocol):
+    """A version's holdout behaviour, from its registry record."""
+
+    def load(self, record: events_pb2.ModelVersion) -> Baseline:
+        """The baseline; its missing parts named in ``missing`` (never raises)."""
+
+
 class Controller:
     """Promotes or rolls back the canary of one model.
 
@@ -63,6 +73,7 @@ class Controller:
         registry: the ``model-updates`` reader.
         stream: the ``scores`` / ``labels`` reader.
         publisher: where transitions go (``model-updates``).
+        baselines: reads a canary's holdout behaviour (its artifact's reference).
         telemetry: metrics hooks.
         clock: wall clock, seconds since the epoch (windows end at its "now").
     """
@@ -74,6 +85,7 @@ class Controller:
         registry: RegistryLog,
         stream: DecisionStream,
         publisher: ModelVersionPublisher,
+        baselines: BaselineLoader,
         telemetry: ControllerTelemetry,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -82,6 +94,8 @@ class Controller:
         self._registry = registry
         self._stream = stream
         self._publisher = publisher
+        self._baselines = baselines
+        self.baseline: Baseline | None = None
         self._telemetry = telemetry
         self._clock = clock
         self.roles = VersionRoles(config.model_name)
@@ -130,17 +144,36 @@ class Controller:
         self.comparison = Comparison(
             rollout, window_s=self._config.window_s, max_pending=self._config.max_pending_labels
         )
+        self.baseline = self._load_baseline(rollout.canary)
         # Older than one window cannot count; reading it would only cost time.
         window_start_ms = int((self._clock() - self._config.window_s) * 1000)
         self._stream.start_at(max(rollout.started_ms, window_start_ms))
         self._next_evaluation = self._clock() + self._config.evaluate_interval_s
+
+    def _load_baseline(self, version: str) -> Baseline | None:
+        record = self.roles.record(version)
+        if record is None:
+            return None
+        if self.baseline is not None and self.baseline.version == version:
+            return self.baseline  # the same canary, a new weight: its holdout did not change
+        baseline = self._baselines.load(record)
+        if baseline.missing:
+            log.info(
+                "canary %s: %s; compared with the champion alone there", version, baseline.missing
+            )
+        else:
+            log.info(
+                "canary %s judged against its own holdout (%.0f rows, decline rate %.4f)",
+                version, baseline.score_rows, baseline.decline_rate or 0.0,
+            )  # fmt: skip
+        return baseline
 
     def _evaluate(self, comparison: Comparison, now: float) -> Decision:
         rollout = comparison.rollout
         record = self.roles.record(rollout.canary)
         assert record is not None  # the fold named it from its record
         canary, champion = comparison.stats(int(now * 1000))
-        decision = decide(canary, champion, CanaryPlan.of(record), self._bounds)
+        decision = decide(canary, champion, CanaryPlan.of(record), self._bounds, self.baseline)
         self._telemetry.on_decision(decision, canary, champion)
         if decision.awaiting_approval and rollout.canary not in self._announced:
             self._announced.add(rollout.canary)

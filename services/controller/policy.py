@@ -1,40 +1,63 @@
 """The rollout decision: promote the canary, roll it back, or wait.
 
-Kernel: no I/O. :func:`decide` compares the canary's window with the champion's:
+Kernel: no I/O. :func:`decide` judges the canary's window against two things: its
+own validated behaviour (its :class:`~services.controller.baseline.Baseline`: the
+holdout scores of its artifact's ``reference.json`` and the holdout decline rate of
+its record) for *is it broken*, and the champion's window for *is it better*.
 
 ROLLBACK, naming every breached metric with its value and bound, when the canary
-has at least ``min_evidence_requests`` requests (and, for the comparisons, the
-champion too) and any of these holds:
+has at least ``min_evidence_requests`` requests and any of these holds:
 
 - error rate (model errors that fell back to rules) above ``max_error_rate``;
 - p99 latency above the plan's ``max_p99_latency_ms`` (the configured default
   when the plan has none);
-- score-distribution PSI against the champion above ``max_score_psi``;
-- decline-rate ratio canary / champion outside ``[1 / max_decline_ratio,
+- score-distribution PSI against its own holdout above ``max_score_psi``;
+- decline-rate ratio canary / its own holdout outside ``[1 / max_decline_ratio,
   max_decline_ratio]``;
 - precision of flagged decisions lower than the champion's by more than the
   plan's ``max_ap_drop`` (the configured default when the plan has none), once both
   have ``min_labelled_flags`` labelled flagged decisions.
 
+Why the two divergence guards look at the canary's own holdout: they exist to catch
+a *broken* canary (wrong feature order, a corrupted model, a constant score), which
+scores live traffic unlike the holdout it was validated on. Against the champion
+they misfire after a drift, when the champion is the stale model and a better
+canary differs from it on purpose. The champion still serves as the control for
+the traffic: when it has ``min_evidence_requests`` scores of its own, a divergence
+from the holdout counts only if the canary diverges from the champion too (a
+holdout that no longer looks like today's traffic — a quiet hour, a shift after the
+holdout ended — moves both models alike). A canary without a reference or without
+a recorded holdout decline rate (an artifact older than those) is compared with the
+champion for that signal, as before, and the reason says so.
+
 Declines and frauds are rare, so a ratio or a drop of a few counts is mostly
 noise: those two checks also need the difference to be significant (two-sided
-two-proportion z-test, p below ``significance``).
+two-proportion z-test, p below ``significance``; a holdout rate recorded without
+its row count is taken as known, one-sample test).
 
 PROMOTE when nothing is breached and the canary has the plan's
 ``min_canary_requests`` (or the configured default) in the window — except a
 high-impact version without ``approved_by``, which WAITs *awaiting approval*.
-Otherwise WAIT. Checks that need labels are skipped until labels arrive; they
-never hold a promotion back on their own (labels come days late).
+Otherwise WAIT; also while a check that falls back to the champion has fewer than
+``min_evidence_requests`` champion scores to compare with. Checks that need labels
+are skipped until labels arrive; they never hold a promotion back on their own
+(labels come days late).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import Enum
 
 from riskstream.v1 import events_pb2
-from services.controller.divergence import ks_distance, psi
+from services.controller.baseline import Baseline
+from services.controller.guards import (
+    Breach,
+    Guard,
+    decline_guard,
+    score_guard,
+    two_proportion_p_value,
+)
 from services.controller.windows import WindowStats
 
 
@@ -55,8 +78,10 @@ class Bounds:
         min_evidence_requests: requests each side needs before a rollback check counts.
         max_error_rate: model errors per request, 0..1.
         max_p99_latency_ms: p99 latency, milliseconds.
-        max_score_psi: PSI of the canary's scores against the champion's.
-        max_decline_ratio: decline-rate ratio bound (> 1), both directions.
+        max_score_psi: PSI of the canary's scores against its holdout's (the
+            champion's when it has no reference).
+        max_decline_ratio: decline-rate ratio bound (> 1), both directions, canary
+            against its holdout (the champion when it has no holdout rate).
         max_precision_drop: champion precision minus canary precision, 0..1.
         min_labelled_flags: labelled flagged decisions per side before precision counts.
         significance: p-value below which a decline-rate or precision difference is real.
@@ -108,19 +133,6 @@ class CanaryPlan:
 
 
 @dataclass(frozen=True, slots=True)
-class Breach:
-    """One failed check: ``metric`` measured ``value`` against ``bound``."""
-
-    metric: str
-    value: float
-    bound: float
-    detail: str
-
-    def __str__(self) -> str:
-        return self.detail
-
-
-@dataclass(frozen=True, slots=True)
 class Decision:
     """The verdict and why.
 
@@ -129,9 +141,10 @@ class Decision:
         reason: one line for the transition record, logs and operators.
         breaches: the failed checks (ROLLBACK only).
         awaiting_approval: passed every check, held for a high-impact approval.
-        score_psi: PSI of the canary's scores against the champion's (None when
-            either side has too few requests).
+        score_psi: PSI of the canary's scores against its holdout's, else against
+            the champion's (None when there was nothing to compare with).
         score_ks: binned KS distance, likewise.
+        score_against: what ``score_psi`` compared with: "holdout", "champion" or "".
     """
 
     verdict: Verdict
@@ -140,42 +153,25 @@ class Decision:
     awaiting_approval: bool = False
     score_psi: float | None = None
     score_ks: float | None = None
-
-
-def _smoothed_decline_rate(stats: WindowStats) -> float:
-    return (stats.declines + 0.5) / (stats.scored + 1.0)
-
-
-def two_proportion_p_value(k1: int, n1: int, k2: int, n2: int) -> float:
-    """Two-sided p-value that ``k1/n1`` and ``k2/n2`` share one rate (pooled z-test).
-
-    Examples:
-        >>> round(two_proportion_p_value(2, 600, 2, 2000), 3)
-        0.201
-        >>> two_proportion_p_value(600, 600, 10, 2000) < 1e-12
-        True
-        >>> two_proportion_p_value(0, 600, 0, 2000)
-        1.0
-    """
-    if n1 == 0 or n2 == 0:
-        return 1.0
-    pooled = (k1 + k2) / (n1 + n2)
-    if pooled in (0.0, 1.0):
-        return 1.0
-    z = (k1 / n1 - k2 / n2) / math.sqrt(pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2))
-    return math.erfc(abs(z) / math.sqrt(2.0))
+    score_against: str = ""
 
 
 def decide(
-    canary: WindowStats, champion: WindowStats, plan: CanaryPlan, bounds: Bounds
+    canary: WindowStats,
+    champion: WindowStats,
+    plan: CanaryPlan,
+    bounds: Bounds,
+    baseline: Baseline | None = None,
 ) -> Decision:
-    """Promote, roll back or wait, from the two windows.
+    """Promote, roll back or wait, from the canary's window, its holdout and the champion's.
 
     Args:
         canary: the canary's window statistics.
         champion: the champion's, over the same window.
         plan: the canary's rollout plan and approval.
         bounds: the configured gates.
+        baseline: the canary's holdout behaviour (None: none loaded; the score and
+            decline checks then compare with the champion alone).
 
     Examples:
         >>> from services.controller.windows import VersionWindow, Observation
@@ -186,13 +182,21 @@ def decide(
         ...                              latency_ms=latency_ms))
         ...     return w.stats(now_ms=2_000)
         >>> spread = lambda i: (i % 97) / 970
+        >>> shifted = lambda i: 0.5 + (i % 97) / 970
         >>> champion = window("v1", spread, 2.0, 2_000)
         >>> plan = CanaryPlan("v2", min_canary_requests=500)
-        >>> decide(window("v2", spread, 2.1, 600), champion, plan, Bounds()).verdict
-        <Verdict.PROMOTE: 'promote'>
-        >>> flat = decide(window("v2", lambda i: 0.05, 2.0, 600), champion, plan, Bounds())
+        >>> holdout = Baseline.of("v2", {"decline_rate": 0.0, "rows": 3_000.0},
+        ...     score_sketch=[shifted(i) for i in range(970)], score_rows=3_000)
+        >>> good = decide(window("v2", shifted, 2.1, 600), champion, plan, Bounds(), holdout)
+        >>> good.verdict, good.score_against  # its own scores, unlike the champion's
+        (<Verdict.PROMOTE: 'promote'>, 'holdout')
+        >>> flat = decide(window("v2", lambda i: 0.05, 2.0, 600), champion, plan, Bounds(),
+        ...               holdout)
         >>> flat.verdict, flat.breaches[0].metric
         (<Verdict.ROLLBACK: 'rollback'>, 'score_psi')
+        >>> old = decide(window("v2", spread, 2.0, 600), champion, plan, Bounds())
+        >>> old.verdict, old.score_against  # no baseline: compared with the champion
+        (<Verdict.PROMOTE: 'promote'>, 'champion')
         >>> decide(window("v2", spread, 2.0, 300), champion, plan, Bounds()).reason
         'collecting: 300 of 500 canary requests in the window'
     """
@@ -203,6 +207,7 @@ def decide(
             f"collecting: {canary.requests} of {bounds.min_evidence_requests} canary requests "
             "before any check",
         )
+    baseline = baseline or Baseline(canary.version, missing="no baseline loaded")
     breaches: list[Breach] = []
     if canary.error_rate > bounds.max_error_rate:
         breaches.append(
@@ -222,35 +227,13 @@ def decide(
                 f"(champion {champion.p99_latency_ms:.1f} ms)",
             )
         )  # fmt: skip
-    score_psi = score_ks = None
-    compared = champion.scored >= bounds.min_evidence_requests and canary.scored > 0
-    if compared:
-        score_psi = psi(champion.score_counts, canary.score_counts)
-        score_ks = ks_distance(champion.score_counts, canary.score_counts)
-        if score_psi > bounds.max_score_psi:
-            breaches.append(
-                Breach(
-                    "score_psi", score_psi, bounds.max_score_psi,
-                    f"score distribution diverges from champion {champion.version}: "
-                    f"PSI {score_psi:.3f} > {bounds.max_score_psi:.3f} (KS {score_ks:.3f}, "
-                    f"{canary.scored} vs {champion.scored} scores)",
-                )
-            )  # fmt: skip
-        ratio = _smoothed_decline_rate(canary) / _smoothed_decline_rate(champion)
-        p_value = two_proportion_p_value(
-            canary.declines, canary.scored, champion.declines, champion.scored
-        )
-        outside = not 1.0 / bounds.max_decline_ratio <= ratio <= bounds.max_decline_ratio
-        if outside and p_value < bounds.significance:
-            breaches.append(
-                Breach(
-                    "decline_ratio", ratio, bounds.max_decline_ratio,
-                    f"decline rate {canary.decline_rate:.4f} vs champion "
-                    f"{champion.decline_rate:.4f}: ratio {ratio:.2f} outside "
-                    f"[{1.0 / bounds.max_decline_ratio:.2f}, {bounds.max_decline_ratio:.2f}] "
-                    f"(p {p_value:.2g})",
-                )
-            )  # fmt: skip
+    control = champion if champion.scored >= bounds.min_evidence_requests else None
+    scores = score_guard(canary, control, baseline, max_psi=bounds.max_score_psi)
+    declines = decline_guard(
+        canary, control, baseline,
+        max_ratio=bounds.max_decline_ratio, significance=bounds.significance,
+    )  # fmt: skip
+    breaches.extend(b for b in (scores.breach(), declines.breach()) if b is not None)
     drop_bound = plan.max_precision_drop or bounds.max_precision_drop
     enough_labels = min(canary.labelled_flagged, champion.labelled_flagged)
     if enough_labels >= bounds.min_labelled_flags:
@@ -269,44 +252,43 @@ def decide(
                     f"p {p_value:.2g})",
                 )
             )  # fmt: skip
+    verdict, awaiting = Verdict.WAIT, False
     if breaches:
-        return Decision(
-            Verdict.ROLLBACK,
-            "rollback: " + "; ".join(str(b) for b in breaches),
-            tuple(breaches),
-            score_psi=score_psi,
-            score_ks=score_ks,
-        )
-    if not compared:
-        return Decision(
-            Verdict.WAIT,
+        verdict, reason = Verdict.ROLLBACK, "rollback: " + "; ".join(str(b) for b in breaches)
+    elif not (scores.has_holdout and declines.has_holdout) and control is None:
+        reason = (
             f"collecting: champion has {champion.scored} of {bounds.min_evidence_requests} "
-            "scores to compare with",
-            score_psi=score_psi,
-            score_ks=score_ks,
+            f"scores to compare with ({baseline.missing})"
         )
-    if canary.requests < needed:
-        return Decision(
-            Verdict.WAIT,
-            f"collecting: {canary.requests} of {needed} canary requests in the window",
-            score_psi=score_psi,
-            score_ks=score_ks,
+    elif canary.requests < needed:
+        reason = f"collecting: {canary.requests} of {needed} canary requests in the window"
+    else:
+        passed = (
+            f"{canary.requests} requests, error rate {canary.error_rate:.3f}, "
+            f"p99 {canary.p99_latency_ms:.1f} ms, {_passed_scores(scores)}, "
+            f"{_passed_declines(canary, champion, baseline)}"
         )
-    passed = (
-        f"{canary.requests} requests, error rate {canary.error_rate:.3f}, "
-        f"p99 {canary.p99_latency_ms:.1f} ms, PSI {score_psi:.3f}, "
-        f"decline rate {canary.decline_rate:.4f} (champion {champion.decline_rate:.4f})"
-    )
-    if canary.precision is not None and enough_labels >= bounds.min_labelled_flags:
-        passed += f", precision {canary.precision:.3f} (champion {champion.precision:.3f})"
-    if plan.high_impact and not plan.approved_by:
-        return Decision(
-            Verdict.WAIT,
-            f"awaiting approval: high-impact version passed ({passed})",
-            awaiting_approval=True,
-            score_psi=score_psi,
-            score_ks=score_ks,
-        )
+        if canary.precision is not None and enough_labels >= bounds.min_labelled_flags:
+            passed += f", precision {canary.precision:.3f} (champion {champion.precision:.3f})"
+        if baseline.missing:
+            passed += f"; fallback to the champion: {baseline.missing}"
+        if plan.high_impact and not plan.approved_by:
+            reason, awaiting = f"awaiting approval: high-impact version passed ({passed})", True
+        else:
+            verdict, reason = Verdict.PROMOTE, f"promote: passed ({passed})"
     return Decision(
-        Verdict.PROMOTE, f"promote: passed ({passed})", score_psi=score_psi, score_ks=score_ks
-    )
+        verdict, reason, tuple(breaches), awaiting_approval=awaiting,
+        score_psi=scores.value, score_ks=scores.distance, score_against=scores.against,
+    )  # fmt: skip
+
+
+def _passed_scores(scores: Guard) -> str:
+    champion = f"champion {scores.champion_value:.3f}" if scores.champion_value is not None else ""
+    if scores.against == "holdout":
+        return f"PSI {scores.value:.3f} vs its holdout" + (f" ({champion})" if champion else "")
+    return f"PSI {scores.value or 0.0:.3f} vs the champion"
+
+
+def _passed_declines(canary: WindowStats, champion: WindowStats, baseline: Baseline) -> str:
+    holdout = f"holdout {baseline.decline_rate:.4f}, " if baseline.decline_rate is not None else ""
+    return f"decline rate {canary.decline_rate:.4f} ({holdout}champion {champion.decline_rate:.4f})"

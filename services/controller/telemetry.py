@@ -110,7 +110,8 @@ class PrometheusControllerTelemetry:
         )
         self._psi = Gauge(
             "riskstream_controller_score_psi",
-            "PSI of the canary's scores against the champion's, in the window",
+            "PSI of the canary's scores against its own holdout's (the champion's when it "
+            "has no reference), in the window",
             ["model_version"],
         )
         self._gauges = (

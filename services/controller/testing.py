@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from riskstream.v1 import events_pb2
+from services.controller.baseline import Baseline
 from services.controller.comparison import Scored
 from services.controller.precision import Labelled
 
@@ -60,3 +61,19 @@ class ListPublisher:
     def publish(self, event: events_pb2.ModelVersion) -> None:
         """Keep ``event``."""
         self.published.append(event)
+
+
+class StaticBaselines:
+    """Baselines given by the test; a version it does not name has no reference."""
+
+    def __init__(self, baselines: Mapping[str, Baseline] | None = None) -> None:
+        self.baselines = dict(baselines or {})
+        self.loaded: list[str] = []
+
+    def load(self, record: events_pb2.ModelVersion) -> Baseline:
+        """The given baseline, else one from the record's metrics alone."""
+        self.loaded.append(record.version)
+        found = self.baselines.get(record.version)
+        if found is not None:
+            return found
+        return Baseline.of(record.version, dict(record.metrics), missing="no reference (test)")

@@ -7,12 +7,18 @@ import random
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from riskstream.v1 import events_pb2
+from services.controller.baseline import Baseline, sketch_counts
 from services.controller.comparison import Scored
 from services.controller.config import ControllerConfig
 from services.controller.loop import Controller
 from services.controller.policy import Verdict
 from services.controller.telemetry import NullControllerTelemetry
-from services.controller.testing import ListDecisionStream, ListPublisher, ListRegistryLog
+from services.controller.testing import (
+    ListDecisionStream,
+    ListPublisher,
+    ListRegistryLog,
+    StaticBaselines,
+)
 
 NOW_S = 1_800_000_000.0
 CONFIG = ControllerConfig(
@@ -31,13 +37,15 @@ def version(name: str, status: int, *, at_s: float, weight: float = 0.0,
     return record
 
 
-def decisions(n: int, *, canary_score: float | None = None, seed: int = 0) -> list[Scored]:
+def decisions(
+    n: int, *, canary_score: float | None = None, canary_mu: float = -5.0, seed: int = 0
+) -> list[Scored]:
     rng = random.Random(seed)
     out = []
     for i in range(n):
         bucket = rng.randrange(10_000)
         on_canary = bucket < 2_500
-        score = min(1.0, rng.lognormvariate(-5.0, 1.2))
+        score = min(1.0, rng.lognormvariate(canary_mu if on_canary else -5.0, 1.2))
         if on_canary and canary_score is not None:
             score = canary_score
         out.append(
@@ -49,7 +57,10 @@ def decisions(n: int, *, canary_score: float | None = None, seed: int = 0) -> li
 
 
 def _run(
-    stream: ListDecisionStream, *, high_impact: bool = False
+    stream: ListDecisionStream,
+    *,
+    high_impact: bool = False,
+    baselines: StaticBaselines | None = None,
 ) -> tuple[Controller, ListPublisher]:
     registry = ListRegistryLog(
         [
@@ -62,7 +73,8 @@ def _run(
     publisher = ListPublisher()
     controller = Controller(
         CONFIG, registry=registry, stream=stream, publisher=publisher,
-        telemetry=NullControllerTelemetry(), clock=lambda: next(clock),
+        baselines=baselines or StaticBaselines(), telemetry=NullControllerTelemetry(),
+        clock=lambda: next(clock),
     )  # fmt: skip
     for _ in range(10):
         controller.step()
@@ -97,3 +109,23 @@ def test_a_high_impact_canary_without_approval_is_never_promoted() -> None:
     decision = next(d for d in iter(controller.step, object()) if d is not None)
     assert decision.verdict is Verdict.WAIT and decision.awaiting_approval
     assert decision.reason.startswith("awaiting approval: high-impact version passed")
+
+
+def test_a_canary_is_judged_against_its_own_holdout_loaded_once() -> None:
+    # After a drift: the canary scores ten times higher than the stale champion, as
+    # it did on its own holdout.
+    rng = random.Random(7)
+    sketch = sorted(min(1.0, rng.lognormvariate(-2.7, 1.2)) for _ in range(1_000))
+    holdout = Baseline("v2", sketch_counts(sketch, 4_000), decline_rate=0.02, decline_rows=4_000)
+    baselines = StaticBaselines({"v2": holdout})
+    stream = ListDecisionStream(decisions(3_000, canary_mu=-2.7))
+    _, publisher = _run(stream, baselines=baselines)
+    [promoted] = publisher.published
+    assert promoted.status == events_pb2.MODEL_STATUS_CHAMPION, promoted.transition_reason
+    assert "vs its holdout (champion " in promoted.transition_reason
+    assert baselines.loaded == ["v2"]
+    # The same stream without the holdout: the stale champion's comparison rolls it back.
+    _, published = _run(ListDecisionStream(decisions(3_000, canary_mu=-2.7)))
+    [rejected] = published.published
+    assert rejected.status == events_pb2.MODEL_STATUS_REJECTED
+    assert "fallback to the champion: no reference (test)" in rejected.transition_reason
