@@ -48,7 +48,9 @@ class FeatureJobConfig:
         out_of_orderness_ms: bounded out-of-orderness of the watermarks.
         idleness_ms: a partition with no record this long stops holding the watermark
             back. Not shorter than the longest a busy partition may wait for its turn
-            while the job is back-pressured (a catch-up), or its events look late.
+            while the job is back-pressured (a catch-up), or its events look late. When
+            no record at all arrives for this long, terminal records still waiting for
+            the watermark are applied (the end of a replay; flink_jobs/README.md).
         allowed_lateness_ms: an event older than watermark minus this is late (DLQ).
         redis_flush_interval_ms: most time a feature vector waits before Redis.
         redis_batch_size: vectors that trigger an immediate Redis flush.

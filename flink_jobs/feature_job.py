@@ -5,7 +5,8 @@
     transactions ─┐ Kafka source (JVM):        key by       FeatureFunction (Python):
                   ├ per-partition watermarks ─► c|card ─────► parse, lateness, kernel ─┬─► features
     labels ───────┘ a tx twice, a label once    t|terminal    state per key            ├─► Redis
-                                                                                       └─► *.dlq
+                                                              (t|: in event-time       └─► *.dlq
+                                                              order at the watermark)
 
 Run it with the Flink environment's interpreter (``.venv-flink``), normally through
 ``services.stack.flink.FlinkJobComponent``; by hand::
@@ -256,7 +257,9 @@ def build(env: Any, cfg: FeatureJobConfig) -> Any:
     features = (
         _keyed(records, SOURCE_RECORD_TYPE)
         .process(
-            FeatureFunction(cfg.transactions_topic, cfg.allowed_lateness_ms, store),
+            FeatureFunction(
+                cfg.transactions_topic, cfg.allowed_lateness_ms, store, idle_ms=cfg.idleness_ms
+            ),
             FEATURE_RECORD_TYPE,
         )
         .uid("features")

@@ -6,10 +6,21 @@ Python once and no two Python operators contend for the interpreter. The source
 ``c|<card id>`` and ``t|<terminal id>``, and every label one, ``t|<terminal id>``;
 each key's state is that card's or terminal's aggregator.
 
-Every event is processed as it arrives (no buffering until the watermark): the
-watermark only decides whether an event is too late to use. Aggregation state is the
-kernel's own bytes (``to_state``/``from_state``) in a ``ValueState`` per key, so a
-checkpoint holds exactly what the kernel needs to go on.
+Order. A card's transactions all come from one partition of ``transactions`` (keyed
+by card), so a card record is processed as it arrives. A terminal's come from every
+partition, and its labels from another topic, so a terminal record waits in keyed
+state until the watermark passes its time (an event-time timer at that time); then
+the terminal's due records are processed in event-time order, a label before a
+transaction of the same time (a label due at t is known to the transaction at t, as
+in the replay and the reference implementation), arrival order between the rest. So
+terminal rows equal an event-ordered run, at the cost of the watermark's delay (the
+out-of-orderness bound plus the slowest partition's lag) in their freshness. A record
+already behind the watermark (late, but within the allowed lateness) is processed at
+once, in its event-time place in the kernel's state, as a card record is.
+
+Aggregation state is the kernel's own bytes (``to_state``/``from_state``) in a
+``ValueState`` per key, and the waiting terminal records are a ``ListState`` with
+their timers, so a checkpoint holds exactly what the job needs to go on.
 
 Failure policy (one place, :meth:`FeatureFunction.process_element`): a record that
 cannot be parsed, or that is late, is dead-lettered with the reason and counted;
@@ -27,8 +38,8 @@ from typing import Any
 
 from pyflink.common import Row
 from pyflink.common.typeinfo import Types
-from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream import KeyedProcessFunction, OutputTag, RuntimeContext, TimeDomain
+from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from flink_jobs.wire import (
     PAYLOAD,
@@ -55,6 +66,8 @@ TRANSACTION_DEAD_LETTERS = OutputTag("transaction-dead-letters", DEAD_LETTER_TYP
 LABEL_DEAD_LETTERS = OutputTag("label-dead-letters", DEAD_LETTER_TYPE)
 
 CARD, TERMINAL = "c", "t"
+#: Rank of a waiting terminal record at equal times: labels before transactions.
+_LABEL_RANK, _TX_RANK = 0, 1
 _NO_WATERMARK = -(2**63)
 #: Aggregators kept deserialized (the state stays the source of truth).
 _CACHE_ENTRIES = 100_000
@@ -69,7 +82,8 @@ class OnlineStoreBuffer:
 
     ``write`` flushes when the oldest buffered vector has waited ``flush_interval_ms``
     or ``batch_size`` vectors are buffered; the owner arms a processing-time timer
-    (``needs_timer``) so a quiet stream is flushed too, and flushes in ``close``.
+    (``needs_timer``, then ``timer_at_ms``) so a quiet stream is flushed too, and
+    flushes in ``close``.
     """
 
     def __init__(
@@ -81,7 +95,7 @@ class OnlineStoreBuffer:
         self._writer: Any = None
         self._client: Any = None
         self._oldest_ns = 0
-        self.timer_armed = False
+        self.timer_at_ms: int | None = None
 
     def open(self) -> None:
         import redis
@@ -102,7 +116,7 @@ class OnlineStoreBuffer:
 
     @property
     def needs_timer(self) -> bool:
-        return not self.timer_armed and self._writer.pending > 0
+        return self.timer_at_ms is None and self._writer.pending > 0
 
     def flush(self) -> None:
         self._writer.flush()
@@ -129,24 +143,44 @@ class FeatureFunction(KeyedProcessFunction):
     watermark), with the original key and bytes and the reason, partition and offset
     in headers; counted in ``malformed_events`` and ``late_events``.
 
-    The kernel's state bytes live in a ``ValueState``, written after every event so a
-    checkpoint is always current; a bounded cache of deserialized aggregators saves
-    reading them back (this function is the only writer of the state, and a restored
-    or restarted operator starts with an empty cache).
+    Card records are applied as they arrive. A terminal record ahead of the watermark
+    waits in a ``ListState`` of ``(time, rank, event)`` with an event-time timer at its
+    time; :meth:`on_timer` applies the terminal's records due by then, ordered by
+    (time, label before transaction, arrival). A terminal record at or behind the
+    watermark (within the allowed lateness) is applied at once. When no record at all
+    has reached the function for ``idle_ms`` (every input partition idle: the
+    watermark cannot advance, as at the end of a replay), a processing-time timer
+    applies the terminal's waiting records in the same order, as the end of a bounded
+    input would; a record that then arrives with an earlier time is placed by the
+    kernel like any late one.
+
+    The kernel's state bytes live in a ``ValueState``, written after every event (or
+    every drain) so a checkpoint is always current; a bounded cache of deserialized
+    aggregators saves reading them back (this function is the only writer of the
+    state, and a restored or restarted operator starts with an empty cache).
 
     Args:
         transactions_topic: name of the transactions topic.
         allowed_lateness_ms: how far behind the watermark an event may still be.
         store: the Redis writer (opened in ``open``).
+        idle_ms: input silence after which waiting terminal records are applied
+            without the watermark (the source's partition idleness timeout).
     """
 
     def __init__(
-        self, transactions_topic: str, allowed_lateness_ms: int, store: OnlineStoreBuffer
+        self,
+        transactions_topic: str,
+        allowed_lateness_ms: int,
+        store: OnlineStoreBuffer,
+        idle_ms: int = 60_000,
     ) -> None:
         self._transactions = transactions_topic
         self._lateness = allowed_lateness_ms
         self._store = store
+        self._idle_ms = idle_ms
+        self._last_input_ns = 0
         self._state: Any = None
+        self._waiting: Any = None
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._version = ""
         self._malformed: Any = None
@@ -167,13 +201,17 @@ class FeatureFunction(KeyedProcessFunction):
         # Pickled bytes: a PRIMITIVE_ARRAY(BYTE) state fails on None in thread mode.
         descriptor = ValueStateDescriptor("aggregator", Types.PICKLED_BYTE_ARRAY())
         self._state = runtime_context.get_state(descriptor)
+        waiting = ListStateDescriptor("waiting", Types.PICKLED_BYTE_ARRAY())
+        self._waiting = runtime_context.get_list_state(waiting)
         self._cache = OrderedDict()
         metrics = runtime_context.get_metrics_group()
         self._malformed = metrics.counter("malformed_events")
         self._late = metrics.counter("late_events")
         self._store.open()
+        self._last_input_ns = time.monotonic_ns()
 
     def process_element(self, record: Row, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
+        self._last_input_ns = time.monotonic_ns()
         destination, topic, value = record[0], record[1], record[3]
         is_tx = topic == self._transactions
         owns_dead_letter = destination == CARD or not is_tx
@@ -209,21 +247,75 @@ class FeatureFunction(KeyedProcessFunction):
                 reason = late_reason(event_time_ms, watermark, self._lateness)
                 yield self._dead_letter(record, is_tx, reason, "event_time")
             return
+        if destination == TERMINAL and event_time_ms > watermark:
+            # Other partitions may still hold this terminal's earlier events.
+            self._waiting.add((event_time_ms, _TX_RANK if is_tx else _LABEL_RANK, event))
+            timers = ctx.timer_service()
+            timers.register_event_time_timer(event_time_ms)
+            self._register_idle_check(timers, self._idle_ms)
+            return
         aggregator = self._aggregator(f"{destination}|{entity_id}", destination)
-        if is_tx:
-            values = aggregator.update(self._tx_event(*event))
-            self._state.update(aggregator.to_state())
-            yield self._emit(ctx, destination, event, values)
-        else:
-            transaction_id, terminal_id, tx_time_ms, is_fraud, _label_time_ms = event
-            aggregator.add_label(self._label_event(transaction_id, terminal_id, tx_time_ms,
-                                                   is_fraud))  # fmt: skip
-            self._state.update(aggregator.to_state())
+        row = self._apply(ctx, aggregator, destination, is_tx, event)
+        self._state.update(aggregator.to_state())
+        if row is not None:
+            yield row
 
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> list:
-        self._store.timer_armed = False
-        self._store.flush()
-        return []  # on_timer must return an iterable
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Row]:
+        """Event time: applies the terminal's records due by ``timestamp`` (the watermark
+        has passed it). Processing time: flushes Redis, and applies every waiting record
+        of the key once the input has been idle for ``idle_ms``."""
+        if ctx.time_domain() == TimeDomain.EVENT_TIME:
+            yield from self._drain(ctx, timestamp)
+            return
+        if timestamp == self._store.timer_at_ms:  # not an idle check: those are many
+            self._store.timer_at_ms = None
+            self._store.flush()
+        idle_ms = (time.monotonic_ns() - self._last_input_ns) // 1_000_000
+        if idle_ms >= self._idle_ms:
+            yield from self._drain(ctx, None)
+        elif any(True for _ in self._waiting.get()):
+            self._register_idle_check(ctx.timer_service(), self._idle_ms - idle_ms)
+
+    def _drain(self, ctx: Any, until_ms: int | None) -> Iterator[Row]:
+        """Applies the key's waiting terminal records with time <= ``until_ms`` (None:
+        all), ordered by (time, label before transaction, arrival)."""
+        due = list(self._waiting.get())
+        rest = []
+        if until_ms is not None:
+            due, rest = [w for w in due if w[0] <= until_ms], [w for w in due if w[0] > until_ms]
+        if not due:  # an earlier timer of this key drained them, or a card key
+            return
+        if rest:
+            self._waiting.update(rest)
+        else:
+            self._waiting.clear()
+        due.sort(key=lambda w: (w[0], w[1]))  # stable: arrival order breaks ties
+        _, rank, first = due[0]
+        terminal_id = first[2] if rank == _TX_RANK else first[1]
+        aggregator = self._aggregator(f"{TERMINAL}|{terminal_id}", TERMINAL)
+        for _, rank, event in due:
+            row = self._apply(ctx, aggregator, TERMINAL, rank == _TX_RANK, event)
+            if row is not None:
+                yield row
+        self._state.update(aggregator.to_state())
+
+    @staticmethod
+    def _register_idle_check(timers: Any, after_ms: int) -> None:
+        # Whole seconds: Flink keeps one timer per key and time, so a busy terminal
+        # gets one check a second, not one per record.
+        at_ms = (_now_ms() + after_ms) // 1000 * 1000 + 1000
+        timers.register_processing_time_timer(at_ms)
+
+    def _apply(
+        self, ctx: Any, aggregator: Any, destination: str, is_tx: bool, event: tuple
+    ) -> Row | None:
+        """One event into its aggregator; a transaction's feature row (None for a label).
+        The caller writes the aggregator's state back."""
+        if is_tx:
+            return self._emit(ctx, destination, event, aggregator.update(self._tx_event(*event)))
+        transaction_id, terminal_id, tx_time_ms, is_fraud, _label_time_ms = event
+        aggregator.add_label(self._label_event(transaction_id, terminal_id, tx_time_ms, is_fraud))
+        return None
 
     def close(self) -> None:
         self._store.close()
@@ -247,10 +339,9 @@ class FeatureFunction(KeyedProcessFunction):
         self._store.write(entity_type, entity_id, values, event_time_ms)
         if self._store.needs_timer:
             timers = ctx.timer_service()
-            timers.register_processing_time_timer(
-                timers.current_processing_time() + self._store.flush_interval_ms
-            )
-            self._store.timer_armed = True
+            at_ms = timers.current_processing_time() + self._store.flush_interval_ms
+            timers.register_processing_time_timer(at_ms)
+            self._store.timer_at_ms = at_ms
         row = feature_row_json(
             entity_type=entity_type,
             entity_id=entity_id,

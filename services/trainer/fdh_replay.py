@@ -152,7 +152,13 @@ def replay_into_offline_store(
             def job_done() -> bool:
                 lag = consumer_lag(stack.kafka.bootstrap_servers, job.group_id, inputs)
                 say(f"feature job lag {lag.total:,}")
-                return lag.uncommitted == 0 and lag.total == 0
+                if lag.uncommitted or lag.total:
+                    return False
+                # Inputs read is not rows out: a terminal's rows wait for the watermark,
+                # the last ones for the partitions' idleness timeout (flink_jobs/README.md).
+                out = _end_offsets(stack, [prefix + "features", prefix + "transactions.dlq"])
+                rows, dead = out[prefix + "features"], out[prefix + "transactions.dlq"]
+                return rows + 2 * dead >= 2 * counts.transactions
 
             if not wait_until(job_done, timeout_s=deadline - time.monotonic(), interval_s=15.0):
                 raise InfraError("the feature job did not catch up in time", component="flink")

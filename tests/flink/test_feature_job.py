@@ -4,7 +4,8 @@ Each test starts the job the way the stack does (``FlinkJobComponent``: ``.venv-
 Python, a local mini-cluster, a pid file) on private topics, a private consumer group,
 a private state directory and entity ids of its own, so tests never see each other's
 records or Redis keys. The expected values come from running the aggregation kernel
-directly over the same events, in order.
+directly over the same events in event-time order (the replay's order: a label due at
+the same time as a transaction comes first), and from the reference implementation.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import redis
 from confluent_kafka import Consumer, Message
@@ -38,8 +40,13 @@ from services.feature_store.aggregation import (
     TerminalAggregator,
     TxEvent,
 )
-from services.feature_store.definitions import FEATURE_SET_VERSION
+from services.feature_store.definitions import (
+    CARD_FEATURES,
+    FEATURE_SET_VERSION,
+    TERMINAL_FEATURES,
+)
 from services.feature_store.redis_layout import FeatureViewLayout
+from services.feature_store.reference import reference_features
 from services.producer.__main__ import publisher_for, stream_to_kafka
 from services.producer.config import handbook_dataset_path
 from services.producer.events import SimulatedEvent
@@ -180,7 +187,7 @@ def _tx_events(items: list[SimulatedEvent]) -> dict[str, TxEvent]:
 
 
 def _kernel(
-    entity_type: str, orders: dict[str, list[TxEvent]], labels: list[events_pb2.Label] = ()
+    entity_type: str, orders: dict[str, list[TxEvent | LabelEvent]]
 ) -> tuple[Expected, Latest]:
     """The kernel over each entity's events in the given order: every row, and each
     entity's latest vector (by event time; a tie goes to the later one, as in Redis)."""
@@ -189,36 +196,57 @@ def _kernel(
     for entity_id, events in orders.items():
         aggregator = CardAggregator() if entity_type == "card" else TerminalAggregator()
         for event in events:
+            if isinstance(event, LabelEvent):
+                assert isinstance(aggregator, TerminalAggregator)
+                aggregator.add_label(event)
+                continue
             values = aggregator.update(event)
             rows[(entity_type, event.transaction_id)] = values
             slot = (entity_type, entity_id)
             if slot not in latest or latest[slot][0] <= event.event_time_ms:
                 latest[slot] = (event.event_time_ms, values)
-        for label in labels:  # after the transactions, as replayed (no effect within 7 days)
-            if label.terminal_id == entity_id:
-                time_ms = _ms(label.event_time)
-                aggregator.add_label(
-                    LabelEvent(label.transaction_id, entity_id, time_ms, label.is_fraud)
-                )
     return rows, latest
 
 
-def _in_event_order(events: dict[str, TxEvent], key: str) -> dict[str, list[TxEvent]]:
-    orders: dict[str, list[TxEvent]] = defaultdict(list)
-    for event in events.values():  # replay order = event-time order
-        orders[getattr(event, key)].append(event)
+def _in_event_order(
+    items: list[SimulatedEvent], entity_type: str
+) -> dict[str, list[TxEvent | LabelEvent]]:
+    """Each card's transactions, or each terminal's transactions and labels, in the
+    replay's order: event time (a label's label time), a label before a transaction
+    due at the same time, then input order; the order the job applies them in."""
+    orders: dict[str, list[TxEvent | LabelEvent]] = defaultdict(list)
+    for item in items:
+        if item.kind == "transaction":
+            tx: events_pb2.Transaction = item.message  # type: ignore[assignment]
+            event = TxEvent(
+                tx.transaction_id, tx.card_id, tx.terminal_id, tx.amount, _ms(tx.event_time)
+            )
+            orders[tx.card_id if entity_type == "card" else tx.terminal_id].append(event)
+        elif entity_type == "terminal":
+            label: events_pb2.Label = item.message  # type: ignore[assignment]
+            orders[label.terminal_id].append(
+                LabelEvent(label.transaction_id, label.terminal_id, _ms(label.event_time),
+                           label.is_fraud)
+            )  # fmt: skip
     return orders
 
 
-def _as_processed(rows: list[events_pb2.FeatureRow], entity_type: str,
-                  events: dict[str, TxEvent]) -> dict[str, list[TxEvent]]:  # fmt: skip
-    """Each entity's transactions in the order the job processed them: the order of its
-    rows on ``features`` (one partition per entity id, written in processing order)."""
-    orders: dict[str, list[TxEvent]] = defaultdict(list)
-    for row in rows:
-        if row.entity_type == entity_type:
-            orders[row.entity_id].append(events[row.transaction_id])
-    return orders
+def _reference(events: dict[str, TxEvent], labels: list[events_pb2.Label]) -> Expected:
+    """Every card and terminal row as the reference implementation computes it."""
+    frame = pd.DataFrame(
+        [dataclasses.astuple(e) for e in events.values()],
+        columns=["transaction_id", "card_id", "terminal_id", "amount", "event_time"],
+    )
+    known = pd.DataFrame(
+        {"transaction_id": [lb.transaction_id for lb in labels],
+         "is_fraud": [lb.is_fraud for lb in labels]}
+    )  # fmt: skip
+    out = reference_features(frame, known).set_index("transaction_id")
+    expected: Expected = {}
+    for entity_type, names in (("card", CARD_FEATURES), ("terminal", TERMINAL_FEATURES)):
+        for transaction_id, values in out[list(names)].iterrows():
+            expected[(entity_type, str(transaction_id))] = values.to_dict()
+    return expected
 
 
 def _close(a: float, b: float) -> bool:
@@ -343,38 +371,47 @@ def test_restart_picks_the_newest_retained_checkpoint_and_prunes_older_jobs(
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_two_days_replayed_match_the_kernel_on_kafka_and_redis(feature_job) -> None:
-    """Card rows equal the kernel over the events in order. A terminal's transactions
-    come from several partitions of ``transactions`` (keyed by card), and the job
-    processes each as it arrives, so its rows equal the kernel over the order in which
-    the job received them (read back from ``features``); the test also counts how
-    many differ from a strictly event-ordered run."""
+    """Every card and terminal row equals the kernel over the events in event-time
+    order and the reference implementation (1e-9), though a terminal's transactions
+    come from several partitions of ``transactions`` (keyed by card): the job applies
+    a terminal's events when the watermark passes them. The terminal rows of the
+    replay's last seconds wait for the transaction partitions' idleness timeout (the
+    labels, due 7 days later, then carry the watermark past them)."""
     job = feature_job()
     items = _replay(2, tag=job.prefix)
     events = _tx_events(items)
     labels = [i.message for i in items if i.kind == "label"]
-    card_rows, card_latest = _kernel("card", _in_event_order(events, "card_id"))
+    card_rows, card_latest = _kernel("card", _in_event_order(items, "card"))
+    terminal_rows, terminal_latest = _kernel("terminal", _in_event_order(items, "terminal"))
+    reference = _reference(events, labels)
     startup_s = job.start()
     sent_at = time.monotonic()
     _publish(job, items)
+    published_s = time.monotonic() - sent_at
+    cards = {"seen": 0, "rows": 0, "done_s": math.nan}  # when every card row was out
 
-    records = _consume(job.settings, job.topic("features"),
-                       lambda r: len(r) >= 2 * len(events), timeout_s=300)  # fmt: skip
+    def all_rows(records: list[Message]) -> bool:
+        new = records[int(cards["seen"]) :]
+        cards["seen"] = len(records)
+        cards["rows"] += sum(b'"entity_type":"card"' in (r.value() or b"") for r in new)
+        if cards["rows"] >= len(events) and math.isnan(cards["done_s"]):
+            cards["done_s"] = time.monotonic() - sent_at
+        return len(records) >= 2 * len(events)
+
+    records = _consume(job.settings, job.topic("features"), all_rows, timeout_s=300)
     elapsed = time.monotonic() - sent_at
     rows = _feature_rows(records)
     assert len(rows) == 2 * len(events), f"{len(rows)} rows for {len(events)} transactions"
     assert all(r.key().decode() == row.entity_id for r, row in zip(records, rows, strict=True))
-    terminal_rows, terminal_latest = _kernel(
-        "terminal", _as_processed(rows, "terminal", events), labels
-    )
     _assert_rows_match(rows, {**card_rows, **terminal_rows})
+    _assert_rows_match(rows, reference)
     # The last rows' Redis flush is at most one flush interval behind the topic.
     time.sleep(0.5)
     _assert_redis_latest(job.redis_port, {**card_latest, **terminal_latest})
-    in_order, _ = _kernel("terminal", _in_event_order(events, "terminal_id"))
-    reordered = sum(terminal_rows[k] != v for k, v in in_order.items())
     print(
         f"\nstartup {startup_s:.0f} s; {len(events)} transactions + {len(labels)} labels "
-        f"in {elapsed:.1f} s; {reordered} terminal rows saw cross-partition reordering"
+        f"published in {published_s:.1f} s; card rows out after {cards['done_s']:.1f} s, "
+        f"all rows after {elapsed:.1f} s"
     )
     # Caught up: once a checkpoint has committed the offsets, nothing is left.
     assert wait_until(lambda: job.component.consumer_lag().total == 0, timeout_s=30)
@@ -440,12 +477,15 @@ def test_late_and_malformed_events_go_to_the_dlq_with_the_reason(feature_job) ->
 @pytest.mark.timeout(900)
 def test_kill_9_then_restart_from_checkpoint_ends_in_the_same_state(feature_job) -> None:
     """SIGKILL the job (driver, JVM, workers) mid-stream, start it again: it resumes
-    from the latest retained checkpoint, every transaction gets its rows (at least
-    once, duplicates equal), and Redis ends as a run without failure leaves it."""
+    from the latest retained checkpoint (kernel state, the terminal records waiting for
+    the watermark and their timers), every transaction gets its rows (at least once,
+    duplicates equal to an event-ordered run), and Redis ends as a run without failure
+    leaves it."""
     job = feature_job(checkpoint_interval_ms=1000)
     items = _replay(1, tag=job.prefix)
     events = _tx_events(items)
-    card_rows, card_latest = _kernel("card", _in_event_order(events, "card_id"))
+    card_rows, card_latest = _kernel("card", _in_event_order(items, "card"))
+    terminal_rows, terminal_latest = _kernel("terminal", _in_event_order(items, "terminal"))
     job.start()
     half = len(items) // 2
     producer = threading.Thread(target=_publish, args=(job, items[:half], Pacer(max_rate=2000)))
@@ -473,17 +513,9 @@ def test_kill_9_then_restart_from_checkpoint_ends_in_the_same_state(feature_job)
     )  # fmt: skip
     rows = _feature_rows(records)
     assert len(rows) >= 2 * len(events)  # at least once: rows after the checkpoint come twice
-    _assert_rows_match([r for r in rows if r.entity_type == "card"], card_rows)
-    # Terminals: Redis holds, per terminal, the last row emitted for its newest transaction.
-    last_row: Latest = {}
-    for row in rows:
-        if row.entity_type == "terminal":
-            event_ms = _ms(row.event_time)
-            slot = ("terminal", row.entity_id)
-            if slot not in last_row or last_row[slot][0] <= event_ms:
-                last_row[slot] = (event_ms, dict(row.values))
+    _assert_rows_match(rows, {**card_rows, **terminal_rows})
     time.sleep(0.5)
-    _assert_redis_latest(job.redis_port, {**card_latest, **last_row})
+    _assert_redis_latest(job.redis_port, {**card_latest, **terminal_latest})
 
 
 if __name__ == "__main__":  # pragma: no cover
