@@ -11,7 +11,12 @@ running stack, and stops it afterwards. Loopback only, bounded in time.
   Redis for each card's key. Freshness = Redis has the vector - the producer was
   handed the record (so it includes the producer's linger, Kafka, the job and the
   Redis flush). Also: seconds from spawning the job until the first vector of an
-  event sent at spawn time is in Redis (start-up to first output).
+  event sent at spawn time is in Redis (start-up to first output). ``--entity
+  terminal`` gives each transaction a terminal never seen before and watches the
+  terminals' keys instead: terminal vectors wait for the watermark (event-time
+  order), so they lag by the watermark's delay. No labels are sent, so the empty
+  ``labels`` partitions hold the watermark back until their idleness timeout
+  (``idleness_ms``, 60 s): give a ``--warmup`` longer than that.
 * ``throughput``: ``--days`` of the Fraud Detection Handbook dataset (transactions
   and their labels) preloaded, then the job started; rows/s on ``features`` from the
   first row to the last (2 rows per transaction).
@@ -88,21 +93,23 @@ def job_on_private_topics(
                 future.exception(30)
 
 
-def _tx(prefix: str, i: int, terminals: int) -> tuple[str, bytes]:
-    """(card id, payload): a Transaction in the topic's JSON, stamped now.
+def _tx(prefix: str, i: int, terminals: int) -> tuple[str, str, bytes]:
+    """(card id, terminal id, payload): a Transaction in the topic's JSON, stamped now;
+    ``terminals`` = 0: a terminal of its own.
 
     Written as text, not through protobuf's json_format: the probe shares the
     machine with the job, so it must stay cheap (the first payload of a run is
     checked with the wire kernel's decoder).
     """
     card = f"{prefix}card-{i}"
+    terminal = f"{prefix}term-{random.randrange(terminals) if terminals else f'u{i}'}"
     now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     payload = (
         f'{{"transaction_id":"{prefix}tx-{i}","card_id":"{card}",'
-        f'"terminal_id":"{prefix}term-{random.randrange(terminals)}",'
+        f'"terminal_id":"{terminal}",'
         f'"amount":{random.uniform(1, 200):.2f},"currency":"EUR","event_time":"{now}"}}'
     )
-    return card, payload.encode()
+    return card, terminal, payload.encode()
 
 
 def freshness(
@@ -112,9 +119,11 @@ def freshness(
     duration_s: float,
     warmup_s: float,
     job_settings: dict[str, str],
+    entity: str = "card",
 ) -> None:
     settings = KafkaClientSettings(bootstrap_servers=stack.kafka.bootstrap_servers)
-    layout = FeatureViewLayout.for_entity("card")
+    layout = FeatureViewLayout.for_entity(entity)
+    terminals = 1000 if entity == "card" else 0
     client = redis.Redis(host="127.0.0.1", port=stack.redis.port)
     with job_on_private_topics(stack, mode, **job_settings) as (job, prefix):
         topic = prefix + "transactions"
@@ -152,11 +161,11 @@ def freshness(
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
 
-        decode_transaction(_tx(prefix, 0, 1000)[1])  # the format is the topic's
+        decode_transaction(_tx(prefix, 0, terminals)[2])  # the format is the topic's
 
         def send(i: int) -> None:
-            card, payload = _tx(prefix, i, 1000)
-            key = layout.key(card)
+            card, terminal, payload = _tx(prefix, i, terminals)
+            key = layout.key(card if entity == "card" else terminal)
             with lock:
                 sent[key] = time.time()
                 order.append(key)
@@ -185,7 +194,7 @@ def freshness(
         deadline = time.time() + 30
         stop.set()
         poller.join(40)
-        startup_key = layout.key(f"{prefix}card-0")
+        startup_key = layout.key(f"{prefix}card-0" if entity == "card" else f"{prefix}term-u0")
         latencies = sorted(
             (seen[k] - t) * 1000
             for k, t in sent.items()
@@ -196,7 +205,7 @@ def freshness(
     client.close()
     q = statistics.quantiles(latencies, n=100)
     print(
-        f"| {mode} | {achieved:,.0f} tx/s | {q[49]:.0f} | {q[94]:.0f} | {q[98]:.0f} | "
+        f"| {mode} | {entity} | {achieved:,.0f} tx/s | {q[49]:.0f} | {q[94]:.0f} | {q[98]:.0f} | "
         f"{max(latencies):.0f} | {missing} | {first_output_s:.0f} s | lag {lag.total} |"
     )
 
@@ -239,6 +248,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=30.0, help="seconds at the rate first")
     parser.add_argument("--days", type=float, default=2.0, help="days of the dataset")
     parser.add_argument(
+        "--entity", choices=["card", "terminal"], default="card", help="whose vectors to watch"
+    )
+    parser.add_argument(
         "--job", action="append", default=[], metavar="FIELD=VALUE",
         help="a job setting (a flink_jobs.config field), e.g. --job bundle_size=1000",
     )  # fmt: skip
@@ -246,8 +258,13 @@ def main() -> None:
     job_settings = dict(item.split("=", 1) for item in args.job)
     stack = load_stack_config()
     if args.measure == "freshness":
-        print("| mode | rate | p50 ms | p95 ms | p99 ms | max ms | missing | first output | end |")
-        freshness(stack, args.mode, args.rate, args.duration, args.warmup, job_settings)
+        print(
+            "| mode | entity | rate | p50 ms | p95 ms | p99 ms | max ms | missing "
+            "| first output | end |"
+        )
+        freshness(
+            stack, args.mode, args.rate, args.duration, args.warmup, job_settings, args.entity
+        )
     else:
         print("| mode | input | first output | drain | tx/s | events/s |")
         throughput(stack, args.mode, args.days, job_settings)
