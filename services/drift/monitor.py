@@ -145,6 +145,8 @@ class DriftMonitor:
         self.persistence = Persistence(config.persistence_k, config.persistence_m)
         self.windows_judged = 0
         self.latest_event_ms = 0
+        #: The monitor's clock (scored-at and tick times, epoch ms): the cool-down's.
+        self.now_ms = 0
         self._buffer: WindowBuffer | None = None
         self._flag_starts: list[int] = []
         self._score_alarms: list[DetectorAlarm] = []
@@ -197,6 +199,7 @@ class DriftMonitor:
             if item.version != self.champion.version or item.route != "champion":
                 return out
             self.latest_event_ms = max(self.latest_event_ms, item.event_ms)
+            self.now_ms = max(self.now_ms, item.at_ms)
             self.performance.add_decision(item.transaction_id, item.score)
             out.alarms += self._scores.update(item.score)
             self._score_alarms = (self._score_alarms + out.alarms)[-10:]
@@ -208,9 +211,12 @@ class DriftMonitor:
             out.alarms += decay
             if decay:
                 evidence = tuple(_alarm_evidence(a, self.config) for a in decay)
+                # A label carries no clock: the latest decision's time is "now" (event
+                # time would mix clocks with the other triggers and break the cool-down).
                 self._trigger(Trigger(PERFORMANCE_DECAY, evidence, 0, self.latest_event_ms),
-                              self.latest_event_ms, out)  # fmt: skip
+                              self.now_ms, out)  # fmt: skip
         else:
+            self.now_ms = max(self.now_ms, item.now_ms)
             closed = self._buffer.flush(item.now_ms)
             if closed is not None:
                 self._judge(closed, item.now_ms, out)

@@ -142,6 +142,38 @@ def test_performance_decay_from_labels_raises_a_request(reference: dict) -> None
     assert {e.feature for e in request.evidence} == {"__error__"}
 
 
+def test_one_cool_down_across_reasons_on_the_monitors_clock(reference: dict) -> None:
+    """A decay request (from a label: no clock of its own) then a confirmed feature
+    drift a minute later: the second is held. The decay trigger must use the monitor's
+    clock (scored-at times), not event time: the demo's simulated event time ran days
+    behind the wall clock, so the drift went out 16 s after the decay request."""
+    config = _config(min_labels=200, cooldown_s=3_600.0)
+    monitor = DriftMonitor(config.monitor)
+    monitor.follow(champion_of(reference))
+    rng = np.random.default_rng(16)
+    wall, event = 1_800_000_000_000, 1_500_000_000_000  # event time far behind
+    sent = []
+    for i in range(4_500):
+        fraud = rng.random() < 0.05
+        score = (0.02 if i >= 3_000 else 0.8) if fraud else float(rng.uniform(0.0, 0.1))
+        monitor.update(Scored(f"t{i}", wall + i, event + i, "v1", "champion", score, {}))
+        out = monitor.update(Labelled(f"t{i}", bool(fraud)))
+        sent += [out.request] if out.request else []
+    assert [r.reason for r in sent] == ["performance_decay"]
+    assert sent[0].requested_at_ms >= wall
+    drifted = SyntheticStream(FEATURES, shift={"f04": 1.5})
+    for w in range(3):
+        cols, score = drifted.draw(rng, ROWS)
+        for i in range(ROWS):
+            at = wall + 60_000 + w * ROWS + i
+            out = monitor.update(
+                Scored(f"d{w}-{i}", at, event + at - wall, "v1", "champion", float(score[i]),
+                       {name: float(cols[name][i]) for name in FEATURES})
+            )  # fmt: skip
+            assert out.request is None
+    assert monitor.policy.suppressed >= 1
+
+
 def test_staleness_limits(reference: dict) -> None:
     config = _config(max_model_age_s=30 * 86_400.0, max_data_age_s=10 * 86_400.0)
     monitor = DriftMonitor(config.monitor)
