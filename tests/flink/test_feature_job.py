@@ -377,7 +377,7 @@ def test_two_days_replayed_match_the_kernel_on_kafka_and_redis(feature_job) -> N
     a terminal's events when the watermark passes them. The terminal rows of the
     replay's last seconds wait for the transaction partitions' idleness timeout (the
     labels, due 7 days later, then carry the watermark past them)."""
-    job = feature_job(idleness_ms=5000)  # the default 60 s would only make the test wait
+    job = feature_job()
     items = _replay(2, tag=job.prefix)
     events = _tx_events(items)
     labels = [i.message for i in items if i.kind == "label"]
@@ -481,7 +481,7 @@ def test_kill_9_then_restart_from_checkpoint_ends_in_the_same_state(feature_job)
     the watermark and their timers), every transaction gets its rows (at least once,
     duplicates equal to an event-ordered run), and Redis ends as a run without failure
     leaves it."""
-    job = feature_job(checkpoint_interval_ms=1000, idleness_ms=5000)
+    job = feature_job(checkpoint_interval_ms=1000)
     items = _replay(1, tag=job.prefix)
     events = _tx_events(items)
     card_rows, card_latest = _kernel("card", _in_event_order(items, "card"))
