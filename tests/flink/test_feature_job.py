@@ -369,7 +369,7 @@ def test_restart_picks_the_newest_retained_checkpoint_and_prunes_older_jobs(
 
 @pytest.mark.integration
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_two_days_replayed_match_the_kernel_on_kafka_and_redis(feature_job) -> None:
     """Every card and terminal row equals the kernel over the events in event-time
     order and the reference implementation (1e-9), though a terminal's transactions
@@ -398,7 +398,9 @@ def test_two_days_replayed_match_the_kernel_on_kafka_and_redis(feature_job) -> N
             cards["done_s"] = time.monotonic() - sent_at
         return len(records) >= 2 * len(events)
 
-    records = _consume(job.settings, job.topic("features"), all_rows, timeout_s=300)
+    # 150 s on a quiet box; CI's full stack (its own Flink job, scorer, drift...) has
+    # made it run past 300 s.
+    records = _consume(job.settings, job.topic("features"), all_rows, timeout_s=540)
     elapsed = time.monotonic() - sent_at
     rows = _feature_rows(records)
     assert len(rows) == 2 * len(events), f"{len(rows)} rows for {len(events)} transactions"
@@ -509,7 +511,7 @@ def test_kill_9_then_restart_from_checkpoint_ends_in_the_same_state(feature_job)
     records = _consume(
         job.settings, job.topic("features"),
         lambda r: {(row.entity_type, row.transaction_id) for row in _feature_rows(r)} >= wanted,
-        timeout_s=300,
+        timeout_s=540,
     )  # fmt: skip
     rows = _feature_rows(records)
     assert len(rows) >= 2 * len(events)  # at least once: rows after the checkpoint come twice
