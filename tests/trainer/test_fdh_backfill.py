@@ -9,8 +9,6 @@ must equal :func:`reference_features` of the same transactions, every feature.
 from __future__ import annotations
 
 import gzip
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,11 +16,9 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as pads
 import pytest
-import redis
 
 from services.feature_store.definitions import CARD, FEATURE_SET_VERSION, TERMINAL
 from services.feature_store.reference import load_fdh, reference_features
-from services.stack import load_stack_config
 from services.trainer.fdh_backfill import backfill_offline_store
 from services.trainer.handbook import FEATURE_SETS
 from services.trainer.training_set import build_training_set
@@ -32,19 +28,6 @@ pytestmark = [pytest.mark.integration]
 START = datetime(2018, 4, 2, tzinfo=UTC)  # a Monday: weekends fall inside
 DAYS = 15
 ROWS_FROM = START + timedelta(days=8)  # after the label delay: terminal risks are known
-
-
-@pytest.fixture(scope="module")
-def feast_project() -> Iterator[tuple[str, str]]:
-    """The stack's Redis URL and a Feast project no one else uses (keys removed after)."""
-    url = f"redis://127.0.0.1:{load_stack_config().redis.port}/0"
-    name = f"rs_test_{uuid.uuid4().hex[:12]}"
-    yield url, name
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=b"*" + name.encode(), count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def _dataset(path: Path, rows_per_day: int = 60, seed: int = 7) -> Path:

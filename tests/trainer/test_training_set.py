@@ -9,14 +9,12 @@ rows that Feast's own join would drop or collapse are all in the training set.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import redis
 
 from riskstream.v1 import events_pb2
 from services.feature_store.aggregation import CardAggregator, TerminalAggregator, TxEvent
@@ -28,7 +26,6 @@ from services.feature_store.definitions import (
     TERMINAL_FEATURES,
 )
 from services.feature_store.offline import ParquetOfflineWriter
-from services.stack import load_stack_config
 from services.trainer.training_set import (
     TrainingSetIncomplete,
     build_training_set,
@@ -40,19 +37,6 @@ pytestmark = [pytest.mark.integration]
 T0 = datetime(2018, 5, 10, 12, 0, tzinfo=UTC)
 DELAY = timedelta(days=7)
 FEATURES = [*HANDBOOK_FEATURES, "card_amount_max_1h", "card_seconds_since_prev"]
-
-
-@pytest.fixture(scope="module")
-def feast_project() -> Iterator[tuple[str, str]]:
-    """The stack's Redis URL and a Feast project no one else uses (keys removed after)."""
-    url = f"redis://127.0.0.1:{load_stack_config().redis.port}/0"
-    name = f"rs_test_{uuid.uuid4().hex[:12]}"
-    yield url, name
-    client = redis.Redis.from_url(url)
-    keys = list(client.scan_iter(match=b"*" + name.encode(), count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
 
 
 def _ms(when: datetime) -> int:
