@@ -35,7 +35,12 @@ class ScoringConfig:
             arrived meanwhile).
         max_in_flight: requests admitted at once; beyond it RESOURCE_EXHAUSTED.
         intra_op_threads: ONNX Runtime threads per session.
-        device: "cpu", "cuda" or "auto" (CUDA when a GPU and a GPU form are there).
+        device: "cpu", "cuda" or "auto": with auto or cuda, a host with a GPU and the
+            ``gpu`` extra compiles each model to a tensor form for CUDA ("cuda" and
+            "auto" differ only in the log; without a GPU both serve on the CPU).
+        gpu_min_batch: batches of at least this many rows run on the GPU form, smaller
+            ones on the CPU's tree kernel (they cross near 64 rows on an H100 against
+            one CPU thread: docs/BENCHMARKS.md).
         model_name: the model this scorer serves.
         model_updates_topic: the registry's event log.
         scores_topic: where every decision is published.
@@ -68,6 +73,7 @@ class ScoringConfig:
     max_in_flight: int = 1024
     intra_op_threads: int = 1
     device: str = "auto"
+    gpu_min_batch: int = 64
     model_name: str = "fraud-xgb"
     model_updates_topic: str = "model-updates"
     scores_topic: str = "scores"
@@ -90,6 +96,7 @@ class ScoringConfig:
             "max_batch_size",
             "max_in_flight",
             "intra_op_threads",
+            "gpu_min_batch",
             "score_buffer",
             "workers",
         ):

@@ -8,7 +8,8 @@ RiskstreamError
     ├── Overloaded          queues full; retry later → RESOURCE_EXHAUSTED
     ├── ModelNotFound       no loaded model by that name/version → NOT_FOUND
     ├── RolloutRefused      the rollout change is not possible now → FAILED_PRECONDITION
-    └── ModelFailed         inference raised (the scorer falls back) → INTERNAL
+    ├── ModelFailed         inference raised (the scorer falls back) → INTERNAL
+    └── TensorFormUnavailable  no CUDA (tensor) form for a model; it stays on the CPU
 """
 
 from __future__ import annotations
@@ -74,3 +75,11 @@ class ModelFailed(ScoringError):
         super().__init__(f"model {version}: {reason}")
         self.version = version
         self.reason = reason
+
+
+class TensorFormUnavailable(ScoringError):
+    """No tensor form could be made for a model (it is served on the CPU instead)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, retryable=False)
+        self.detail = detail

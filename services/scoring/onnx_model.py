@@ -2,7 +2,8 @@
 
 Providers are always passed explicitly: onnxruntime-gpu on a machine without a GPU
 still lists CUDA and silently falls back to the CPU after logging an error, so the
-device is decided here (:func:`choose_device`) and stated in the logs.
+device is decided by the model loader (CUDA only for a model's tensor form, see
+``tensor_form``) and stated in the logs.
 """
 
 from __future__ import annotations
@@ -25,25 +26,6 @@ def gpu_present() -> bool:
     return os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvidiactl")
 
 
-def choose_device(requested: str, *, cuda_available: bool, has_gpu_form: bool) -> str:
-    """ "cuda" or "cpu" for a model, from the setting and what the machine offers.
-
-    Tree ensembles run on CUDA only in a tensor form (ONNX Runtime's tree operators
-    are CPU-only), so a model without one stays on the CPU.
-
-    Examples:
-        >>> choose_device("auto", cuda_available=True, has_gpu_form=True)
-        'cuda'
-        >>> choose_device("auto", cuda_available=True, has_gpu_form=False)
-        'cpu'
-        >>> choose_device("cuda", cuda_available=False, has_gpu_form=True)
-        'cpu'
-    """
-    if requested == "cpu" or not (cuda_available and has_gpu_form):
-        return "cpu"
-    return "cuda"
-
-
 def cuda_available() -> bool:
     """CUDA provider installed and a GPU present."""
     return "CUDAExecutionProvider" in ort.get_available_providers() and gpu_present()
@@ -51,10 +33,18 @@ def cuda_available() -> bool:
 
 @dataclass(frozen=True)
 class SessionSettings:
-    """How ONNX Runtime runs a session."""
+    """How ONNX Runtime runs a session.
+
+    Attributes:
+        intra_op_threads: ONNX Runtime threads per session.
+        device: "cpu", "cuda" or "auto"; "auto" and "cuda" use a GPU when one is
+            there and the model compiles to a tensor form, else the CPU.
+        gpu_min_batch: batches of at least this many rows go to the GPU form.
+    """
 
     intra_op_threads: int = 1
     device: str = "cpu"
+    gpu_min_batch: int = 64
 
 
 class OnnxModel:

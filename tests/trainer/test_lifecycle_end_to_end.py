@@ -46,6 +46,8 @@ from services.trainer.dataset import BASELINE_FEATURES
 from services.trainer.fdh_replay import replay_into_offline_store
 from services.trainer.runner import train_from_offline_store
 
+pytestmark = pytest.mark.integration  # Kafka, Redis and the stack of `riskstream up`
+
 START = datetime(2018, 4, 1, tzinfo=UTC)
 END = datetime(2018, 4, 16, tzinfo=UTC)  # 15 days: 4 train, 7 gap, 2 validation, 2 holdout
 CONFIG = TrainerConfig(

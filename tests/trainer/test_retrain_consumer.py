@@ -21,6 +21,8 @@ from services.stack.config import StackConfig
 from services.trainer import __main__ as retrain_consumer
 from services.trainer.config import TrainerConfig
 
+pytestmark = pytest.mark.integration  # Kafka, Redis and the stack of `riskstream up`
+
 
 def _request(model: str = "fraud-xgb") -> events_pb2.RetrainRequest:
     request = events_pb2.RetrainRequest(
