@@ -37,6 +37,8 @@ _SCORE_METHODS = frozenset(
         "/inference.GRPCInferenceService/ModelMetadata",
         "/inference.GRPCInferenceService/ModelConfig",
         "/inference.GRPCInferenceService/ModelInfer",
+        "/inference.GRPCInferenceService/ModelStreamInfer",
+        "/inference.GRPCInferenceService/ModelStatistics",
     }
 )
 
