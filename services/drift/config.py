@@ -10,7 +10,12 @@ from pathlib import Path
 from services.common.errors import ConfigError
 from services.common.settings import LOOPBACK, BindHost, env_settings
 from services.drift.monitor import MonitorSettings
+from services.feature_store.definitions import CARD_FEATURES, REQUEST_FEATURES, TERMINAL_FEATURES
+from services.registry.reference import SCORE_KEY
 from services.stack.config import load_stack_config
+
+#: Columns a reference can hold: every feature of the feature set, and the score.
+KNOWN_COLUMNS = frozenset((*REQUEST_FEATURES, *CARD_FEATURES, *TERMINAL_FEATURES, SCORE_KEY))
 
 ENV_PREFIX = "RISKSTREAM_DRIFT_"
 
@@ -122,6 +127,21 @@ class DriftConfig:
             raise ConfigError(f"{ENV_PREFIX}OFFSET_RESET: latest or earliest")
         if not self.model_name or not self.group_id:
             raise ConfigError(f"{ENV_PREFIX}MODEL_NAME and GROUP_ID must not be empty")
+        # A misspelt column would silently test (or mute) the wrong thing.
+        lists = {name: _columns(getattr(self, name))
+                 for name in ("ignore_features", "report_only_features")}  # fmt: skip
+        for name, columns in lists.items():
+            unknown = sorted(columns - KNOWN_COLUMNS)
+            if unknown:
+                raise ConfigError(
+                    f"{ENV_PREFIX}{name.upper()}: {unknown} are not features of the feature "
+                    f"set nor {SCORE_KEY!r}"
+                )
+        both = sorted(lists["ignore_features"] & lists["report_only_features"])
+        if both:
+            raise ConfigError(
+                f"{ENV_PREFIX}IGNORE_FEATURES and REPORT_ONLY_FEATURES both name {both}"
+            )
 
     @property
     def monitor(self) -> MonitorSettings:
@@ -151,3 +171,8 @@ class DriftConfig:
         }
         values |= env_settings(cls, ENV_PREFIX, env)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _columns(names: str) -> set[str]:
+    """The column names of a comma-separated setting (blanks dropped)."""
+    return {n.strip() for n in names.split(",") if n.strip()}

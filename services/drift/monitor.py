@@ -173,7 +173,7 @@ class DriftMonitor:
         previous = self.champion
         self.champion = champion
         if champion is None or previous is None or previous.version != champion.version:
-            ignored = set(self.config.ignore_features.split(","))
+            ignored = {n.strip() for n in self.config.ignore_features.split(",")}
             self._buffer = (
                 WindowBuffer(
                     tuple(f for f in champion.reference.features if f not in ignored),
@@ -233,7 +233,7 @@ class DriftMonitor:
             window, self.champion.reference, model_name=self.config.model_name,
             champion_version=self.champion.version, level=self.level,
             min_rows=self.config.min_window_rows, min_psi=self.config.min_psi,
-            report_only=self.config.report_only_features.split(","),
+            report_only=[n.strip() for n in self.config.report_only_features.split(",")],
         )  # fmt: skip
         out.reports.append(report)
         if not report.evaluated:

@@ -24,8 +24,20 @@ def test_settings_from_the_environment() -> None:
         {"RISKSTREAM_DRIFT_PERSISTENCE_K": "4"},
         {"RISKSTREAM_DRIFT_FALSE_ALARM_RATE": "1.5"},
         {"RISKSTREAM_DRIFT_OFFSET_RESET": "middle"},
+        {"RISKSTREAM_DRIFT_IGNORE_FEATURES": "tx_is_weekend,tx_is_nite"},
+        {"RISKSTREAM_DRIFT_REPORT_ONLY_FEATURES": "__scores__"},
+        {"RISKSTREAM_DRIFT_REPORT_ONLY_FEATURES": "__score__,tx_is_night"},
     ],
 )
 def test_bad_settings_are_errors(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         DriftConfig.from_env(env)
+
+
+def test_column_lists_take_feature_names_and_the_score() -> None:
+    config = DriftConfig.from_env({"RISKSTREAM_DRIFT_IGNORE_FEATURES": "",
+                                   "RISKSTREAM_DRIFT_REPORT_ONLY_FEATURES":
+                                   "__score__, card_tx_count_1d"})  # fmt: skip
+    assert config.report_only_features == "__score__, card_tx_count_1d"
+    with pytest.raises(ConfigError, match=r"\['tx_is_nite'\] are not features"):
+        DriftConfig.from_env({"RISKSTREAM_DRIFT_IGNORE_FEATURES": "tx_is_nite"})
