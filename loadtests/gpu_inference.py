@@ -85,6 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--seconds", type=float, default=0.25, help="timed seconds per point")
+    parser.add_argument(
+        "--no-cpu-tensor",
+        action="store_true",
+        help="skip the tensor forms on the CPU (minutes a point for big models)",
+    )
     args = parser.parse_args(argv)
 
     results: dict[str, Any] = {"stages": {}, "series": {}, "parity": {}}
@@ -153,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         if form is None:
             continue
-        for device in ("cpu", "cuda"):
+        for device in ("cuda",) if args.no_cpu_tensor else ("cpu", "cuda"):
             name = f"{device}-{strategy}"
             model = _stage(
                 results, f"session_{name}", lambda f=form, d=device: session(f.onnx_bytes, d, 1)

@@ -35,7 +35,13 @@ from services.scoring.onnx_model import (
     XgbExplainer,
     cuda_available,
 )
-from services.scoring.tensor_form import CpuGpuModel, Predictor, compile_tensor_form, parity_gap
+from services.scoring.tensor_form import (
+    CpuGpuModel,
+    Predictor,
+    compile_tensor_form,
+    measure_crossover,
+    parity_gap,
+)
 from services.scoring.vectorize import VectorLayout
 
 log = logging.getLogger(__name__)
@@ -153,9 +159,19 @@ class ModelLoader:
         _check_parity(cpu, explainer, len(meta.feature_names))
         onnx: Predictor = cpu
         gpu = self._try_gpu_form(artifact, cpu)
-        if gpu is not None:
-            onnx = CpuGpuModel(cpu, gpu, min_gpu_rows=session.gpu_min_batch)
-        device = "cpu" if gpu is None else f"cpu below {session.gpu_min_batch} rows, else cuda"
+        min_gpu_rows = session.gpu_min_batch
+        if gpu is not None and min_gpu_rows is None:
+            min_gpu_rows = measure_crossover(cpu, gpu)
+            if min_gpu_rows is None:
+                log.warning(
+                    "model %s:%s stays on the CPU: its GPU form was slower up to 1,024 rows",
+                    meta.model_name,
+                    meta.version,
+                )
+                gpu = None
+        if gpu is not None and min_gpu_rows is not None:
+            onnx = CpuGpuModel(cpu, gpu, min_gpu_rows=min_gpu_rows)
+        device = "cpu" if gpu is None else f"cpu below {min_gpu_rows} rows, else cuda"
         calibration = meta.calibration
 
         def run(rows: Rows) -> Scores:
@@ -169,8 +185,8 @@ class ModelLoader:
             on_batch=None if hook is None else lambda n, s: hook(meta.version, n, s),
         )
         sizes = {1, self._settings.max_batch_size}
-        if gpu is not None:
-            sizes.add(session.gpu_min_batch)
+        if gpu is not None and min_gpu_rows is not None:
+            sizes.add(min_gpu_rows)
         for size in sorted(sizes):  # warm-up, both forms when there are two
             run(np.zeros((size, len(meta.feature_names)), dtype=np.float32))
         log.info(

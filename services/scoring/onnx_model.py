@@ -39,12 +39,13 @@ class SessionSettings:
         intra_op_threads: ONNX Runtime threads per session.
         device: "cpu", "cuda" or "auto"; "auto" and "cuda" use a GPU when one is
             there and the model compiles to a tensor form, else the CPU.
-        gpu_min_batch: batches of at least this many rows go to the GPU form.
+        gpu_min_batch: batches of at least this many rows go to the GPU form; None:
+            measured for each model at load (where the GPU form starts to win).
     """
 
     intra_op_threads: int = 1
     device: str = "cpu"
-    gpu_min_batch: int = 64
+    gpu_min_batch: int | None = None
 
 
 class OnnxModel:

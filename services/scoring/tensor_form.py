@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -207,6 +208,60 @@ class CpuGpuModel:
         """Probabilities from whichever form is cheaper for this many rows."""
         form = self._gpu if len(rows) >= self._min_gpu_rows else self._cpu
         return form.predict(rows)
+
+
+def gpu_crossover(timings: dict[int, tuple[float, float]]) -> int | None:
+    """The smallest batch from which the GPU form is never slower than the CPU form.
+
+    Args:
+        timings: batch size → (CPU seconds, GPU seconds) per call.
+
+    Returns:
+        That batch size, or None when the GPU loses at the largest size measured.
+
+    Examples:
+        >>> gpu_crossover({1: (1e-5, 2e-4), 8: (5e-4, 4e-4), 64: (4e-3, 4e-4)})
+        8
+        >>> gpu_crossover({1: (1e-5, 2e-4), 8: (3e-4, 2e-4), 64: (1e-4, 2e-4)}) is None
+        True
+        >>> gpu_crossover({1: (3e-4, 2e-4), 8: (1e-4, 2e-4), 64: (4e-3, 4e-4)})
+        64
+    """
+    crossover = None
+    for size in sorted(timings, reverse=True):
+        cpu_s, gpu_s = timings[size]
+        if gpu_s > cpu_s:
+            break
+        crossover = size
+    return crossover
+
+
+def measure_crossover(
+    cpu: Predictor, gpu: Predictor, *, max_rows: int = 1024, calls: int = 15
+) -> int | None:
+    """Time both forms on zero rows at 1, 2, 4 … ``max_rows`` and apply :func:`gpu_crossover`.
+
+    A model's crossover depends on its size and the host: 64 rows for 200 depth-4
+    trees on an H100 against one CPU thread, 8 rows for 1,000 depth-8 trees
+    (docs/BENCHMARKS.md). Medians of ``calls`` calls after two warm-ups.
+    """
+    timings: dict[int, tuple[float, float]] = {}
+    size = 1
+    while size <= max_rows:
+        rows = np.zeros((size, cpu.width), dtype=np.float32)
+        medians = []
+        for form in (cpu, gpu):
+            form.predict(rows)
+            form.predict(rows)
+            took = []
+            for _ in range(calls):
+                start = time.perf_counter()
+                form.predict(rows)
+                took.append(time.perf_counter() - start)
+            medians.append(float(np.median(took)))
+        timings[size] = (medians[0], medians[1])
+        size *= 2
+    return gpu_crossover(timings)
 
 
 def parity_gap(reference: npt.NDArray[np.float64], candidate: npt.NDArray[np.float64]) -> float:

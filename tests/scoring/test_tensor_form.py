@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import numpy as np
 import onnx
@@ -75,9 +76,10 @@ def test_compiling_without_the_gpu_extra_names_what_is_missing(
 
 
 class RecordingForm:
-    """A stand-in GPU form: a CPU session of some artifact that counts its batches."""
+    """A stand-in GPU form: a CPU session of some artifact that counts its batches
+    (and, with ``call_s``, takes that long on every call, like a launch-bound GPU)."""
 
-    def __init__(self, onnx_bytes: bytes, width: int) -> None:
+    def __init__(self, onnx_bytes: bytes, width: int, call_s: float = 0.0) -> None:
         self._model = OnnxModel(
             onnx_bytes,
             input_name="input",
@@ -89,14 +91,22 @@ class RecordingForm:
         self.width = width
         self.providers = ("FakeCUDAExecutionProvider",)
         self.batches: list[int] = []
+        self._call_s = call_s
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
         self.batches.append(len(rows))
+        if self._call_s:
+            time.sleep(self._call_s)
         return self._model.predict(rows)
 
 
 def _gpu_loader(
-    store: LocalArtifactStore, form_bytes: bytes | None, *, device: str = "auto"
+    store: LocalArtifactStore,
+    form_bytes: bytes | None,
+    *,
+    device: str = "auto",
+    min_batch: int | None = 8,
+    call_s: float = 0.0,
 ) -> tuple[ModelLoader, list[RecordingForm]]:
     made: list[RecordingForm] = []
 
@@ -108,7 +118,7 @@ def _gpu_loader(
         made.append(form)
         return form
 
-    settings = LoaderSettings(session=SessionSettings(device=device, gpu_min_batch=8))
+    settings = LoaderSettings(session=SessionSettings(device=device, gpu_min_batch=min_batch))
     return ModelLoader(store, settings, gpu_form=gpu_form, gpu_present=lambda: True), made
 
 
@@ -143,6 +153,19 @@ def test_a_gpu_form_that_disagrees_with_the_artifact_is_refused_and_the_model_st
     assert "stays on the CPU: GPU form disagrees with the CPU form" in caplog.text
     rows = _rows(len(v1.metadata.feature_names), 64)
     np.testing.assert_allclose(served.predict(rows), v1.xgb_probability(rows), atol=1e-5)
+
+
+def test_a_gpu_form_slower_at_every_measured_batch_is_not_used(
+    store: LocalArtifactStore, v1: TestArtifact, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the crossover measured at load (no GPU_MIN_BATCH), a form that costs 3 ms
+    a call never beats the CPU's ~20-tree kernel (well under 3 ms up to 1,024 rows)."""
+    loader, made = _gpu_loader(store, None, min_batch=None, call_s=0.003)
+    with caplog.at_level(logging.WARNING, logger="services.scoring.model_loader"):
+        served = loader.load(v1.record())
+    assert len(made) == 1 and len(made[0].batches) > 11  # it was timed at 1 .. 1,024 rows
+    assert isinstance(served.onnx, OnnxModel)
+    assert "its GPU form was slower up to 1,024 rows" in caplog.text
 
 
 def test_device_cpu_never_compiles_a_gpu_form(store: LocalArtifactStore, v1: TestArtifact) -> None:
