@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import grpc
-import redis.asyncio
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
@@ -26,7 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from riskstream.oip.v2 import grpc_service_pb2, grpc_service_pb2_grpc
 from riskstream.v1 import scoring_pb2, scoring_pb2_grpc
 from services.common.kafka import EventProducer, KafkaClientSettings
-from services.feature_store.online import RedisFeatureReader
+from services.feature_store.online import PipelinedRedisFeatureReader
 from services.registry.publish import KafkaModelVersionPublisher
 from services.registry.signing import load_public_key
 from services.registry.store import LocalArtifactStore
@@ -65,7 +64,7 @@ class Running:
     scorer: Scorer
     updates: KafkaModelUpdates | None
     publisher: KafkaScorePublisher | None
-    reader: RedisFeatureReader
+    reader: PipelinedRedisFeatureReader
     health: health.aio.HealthServicer  # type: ignore[name-defined]
 
     async def stop(self, grace_s: float = 5.0) -> None:
@@ -163,14 +162,9 @@ async def start(
         capacity=config.score_buffer,
         on_dropped=telemetry.on_score_event_dropped,
     )
-    timeout_s = config.feature_timeout_ms / 1000.0
-    reader = RedisFeatureReader(
-        redis.asyncio.Redis.from_url(
-            config.redis_url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            max_connections=256,
-        ),
+    reader = PipelinedRedisFeatureReader.from_url(
+        config.redis_url,
+        timeout_s=config.feature_timeout_ms / 1000.0,
         project=config.feature_project,
     )
     scorer = Scorer(

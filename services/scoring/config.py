@@ -27,7 +27,7 @@ class ScoringConfig:
         metrics_port: Prometheus endpoint port (0: no endpoint).
         redis_url: the online store (default: the local stack's Redis).
         feature_project: Feast project of the online store (the Redis key suffix).
-        feature_timeout_ms: Redis socket timeout, milliseconds; past it the request
+        feature_timeout_ms: Redis connect and per-read timeout, milliseconds; past it the request
             falls back to rules.
         max_batch_size: rows per ONNX Runtime call.
         max_wait_us: how long a batch waits for more rows, microseconds; 0 runs the
