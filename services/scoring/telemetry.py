@@ -7,8 +7,8 @@ RPC latency and status counts are observed by the interceptor
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -151,22 +151,31 @@ class PrometheusScoringTelemetry:
         )
         self._canary_weight = Gauge("riskstream_scoring_canary_weight", "Canary share of cards")
         self._in_flight = Gauge("riskstream_scoring_in_flight", "Requests being handled")
+        # Label sets repeat (a few methods, codes, routes, versions): each child is
+        # looked up once and kept, so a request pays for observe() alone (``labels()``
+        # validates and hashes its arguments and takes a lock on every call).
+        self._rpc_child = _Children(self._rpc.labels)
+        self._error_child = _Children(self._errors.labels)
+        self._scored_child = _Children(self._scored.labels)
+        self._scores_child = _Children(self._scores.labels)
+        self._decisions_child = _Children(self._decisions.labels)
+        self._inference_child = _Children(self._inference.labels)
         if port:
             start_http_server(port, addr=host)
 
     def on_rpc(self, method: str, code: str, seconds: float) -> None:
         """Observe one RPC."""
-        self._rpc.labels(method, code).observe(seconds)
+        self._rpc_child(method, code).observe(seconds)
         if code != "OK":
-            self._errors.labels(code).inc()
+            self._error_child(code).inc()
 
     def on_scored(
         self, route: str, version: str, decision: str, seconds: float, score: float
     ) -> None:
         """Observe one decision."""
-        self._scored.labels(route, version).observe(seconds)
-        self._scores.labels(route, version).observe(score)
-        self._decisions.labels(route, decision).inc()
+        self._scored_child(route, version).observe(seconds)
+        self._scores_child(route, version).observe(score)
+        self._decisions_child(route, decision).inc()
 
     def on_features(self, seconds: float) -> None:
         """Observe one feature read."""
@@ -174,7 +183,7 @@ class PrometheusScoringTelemetry:
 
     def on_batch(self, version: str, rows: int, seconds: float) -> None:
         """Observe one inference call."""
-        self._inference.labels(version).observe(seconds)
+        self._inference_child(version).observe(seconds)
         self._batch.observe(rows)
 
     def on_fallback(self, reason: str) -> None:
@@ -205,6 +214,26 @@ class PrometheusScoringTelemetry:
     def set_in_flight(self, n: int) -> None:
         """Current requests in flight (queue depth)."""
         self._in_flight.set(n)
+
+
+class _Children:
+    """A metric's children by label values, each built by ``labels`` on first use.
+
+    Bounded by the label sets the scorer produces; a version's children stay after
+    it is unloaded, as they do in the metric itself.
+    """
+
+    __slots__ = ("_children", "_labels")
+
+    def __init__(self, labels: Callable[..., Any]) -> None:
+        self._labels = labels
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._labels(*values)
+        return child
 
 
 def prometheus_or_null(port: int, *, host: str) -> ScoringTelemetry:
