@@ -74,6 +74,10 @@ class Calibration:
     b: float = 0.0
     x: tuple[float, ...] = field(default=())
     y: tuple[float, ...] = field(default=())
+    # The breakpoints as arrays, built once: np.interp would convert the tuples on
+    # every call (half of a one-row apply on the scorer's hot path).
+    _xs: npt.NDArray[np.float64] = field(init=False, repr=False, compare=False)
+    _ys: npt.NDArray[np.float64] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "x", tuple(float(v) for v in self.x))
@@ -93,6 +97,9 @@ class Calibration:
         if not self.x or len(self.x) != len(self.y):
             raise ValueError("isotonic x and y must be non-empty and of equal length")
         xs, ys = np.asarray(self.x), np.asarray(self.y)
+        xs.flags.writeable = ys.flags.writeable = False
+        object.__setattr__(self, "_xs", xs)
+        object.__setattr__(self, "_ys", ys)
         if not (np.all(np.isfinite(xs)) and np.all(np.isfinite(ys))):
             raise ValueError("isotonic x and y must be finite")
         if np.any(np.diff(xs) < 0) or np.any(np.diff(ys) < 0):
@@ -130,7 +137,7 @@ class Calibration:
             logit = np.log(q) - np.log1p(-q)
             raw = _sigmoid(-(self.a * logit + self.b))
         elif self.method == "isotonic":
-            raw = np.interp(raw, self.x, self.y).astype(np.float64)
+            raw = np.interp(raw, self._xs, self._ys).astype(np.float64)
         return cast("npt.NDArray[np.float64]", np.clip(raw, 0.0, 1.0))
 
     def to_dict(self) -> dict[str, Any]:
