@@ -320,6 +320,33 @@ def _assert_redis_latest(port: int, latest: Latest) -> None:
     assert not wrong, f"{len(wrong)} of {len(slots)} Redis vectors wrong, e.g. {wrong[:3]}"
 
 
+def _assert_feast_reads_latest(port: int, latest: Latest, tmp: Path, sample: int = 150) -> None:
+    """Feast's own ``get_online_features`` returns what the job wrote: the same vectors
+    the kernel's last rows hold (a sample of each entity type, in one call each)."""
+    # Feast takes seconds to import; the unit tests of this module do not need it.
+    from services.feature_store.definitions import JOIN_KEYS
+    from services.feature_store.feast_store import make_store
+
+    store = make_store(f"redis://127.0.0.1:{port}/0", tmp / "offline", tmp / "registry.db")
+    for entity_type, view, features in (
+        ("card", "card_features", CARD_FEATURES),
+        ("terminal", "terminal_features", TERMINAL_FEATURES),
+    ):
+        ids = sorted(i for t, i in latest if t == entity_type)[:sample]
+        join_key = JOIN_KEYS[entity_type]
+        got = store.get_online_features(
+            features=[f"{view}:{f}" for f in features],
+            entity_rows=[{join_key: i} for i in ids],
+        ).to_dict()
+        wrong = [
+            (entity_id, f)
+            for row, entity_id in enumerate(ids)
+            for f, want in latest[(entity_type, entity_id)][1].items()
+            if got[f][row] is None or not _close(got[f][row], want)
+        ]
+        assert ids and not wrong, f"Feast read {len(wrong)} wrong {entity_type} values: {wrong[:3]}"
+
+
 def _publish(job: JobUnderTest, items: list[SimulatedEvent], pacer: Pacer | None = None) -> None:
     report = stream_to_kafka(
         items, publisher_for(job.settings, topic_prefix=job.prefix), pacer or Pacer()
@@ -377,7 +404,7 @@ def test_restart_picks_the_newest_retained_checkpoint_and_prunes_older_jobs(
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_two_days_replayed_match_the_kernel_on_kafka_and_redis(feature_job) -> None:
+def test_two_days_replayed_match_the_kernel_on_kafka_and_redis(feature_job, tmp_path: Path) -> None:
     """Every card and terminal row equals the kernel over the events in event-time
     order and the reference implementation (1e-9), though a terminal's transactions
     come from several partitions of ``transactions`` (keyed by card): the job applies
@@ -417,6 +444,7 @@ def test_two_days_replayed_match_the_kernel_on_kafka_and_redis(feature_job) -> N
     # The last rows' Redis flush is at most one flush interval behind the topic.
     time.sleep(0.5)
     _assert_redis_latest(job.redis_port, {**card_latest, **terminal_latest})
+    _assert_feast_reads_latest(job.redis_port, {**card_latest, **terminal_latest}, tmp_path)
     print(
         f"\nstartup {startup_s:.0f} s; {len(events)} transactions + {len(labels)} labels "
         f"published in {published_s:.1f} s; card rows out after {cards['done_s']:.1f} s, "
