@@ -134,7 +134,9 @@ async def start(
     loader = ModelLoader(
         LocalArtifactStore(config.state_dir / "models"),
         LoaderSettings(
-            session=SessionSettings(config.intra_op_threads, config.device, config.gpu_min_batch),
+            session=SessionSettings(
+                config.intra_op_threads, config.device, config.gpu_min_batch or None
+            ),
             max_batch_size=config.max_batch_size,
             max_wait_us=config.max_wait_us,
             public_key=public_key,

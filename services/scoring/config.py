@@ -39,8 +39,9 @@ class ScoringConfig:
             ``gpu`` extra compiles each model to a tensor form for CUDA ("cuda" and
             "auto" differ only in the log; without a GPU both serve on the CPU).
         gpu_min_batch: batches of at least this many rows run on the GPU form, smaller
-            ones on the CPU's tree kernel (they cross near 64 rows on an H100 against
-            one CPU thread: docs/BENCHMARKS.md).
+            ones on the CPU's tree kernel; 0 (the default) measures it for each model
+            at load (on an H100 against one CPU thread: 64 rows for 200 depth-4 trees,
+            8 for 1,000 depth-8 trees; docs/BENCHMARKS.md).
         model_name: the model this scorer serves.
         model_updates_topic: the registry's event log.
         scores_topic: where every decision is published.
@@ -73,7 +74,7 @@ class ScoringConfig:
     max_in_flight: int = 1024
     intra_op_threads: int = 1
     device: str = "auto"
-    gpu_min_batch: int = 64
+    gpu_min_batch: int = 0
     model_name: str = "fraud-xgb"
     model_updates_topic: str = "model-updates"
     scores_topic: str = "scores"
@@ -96,12 +97,13 @@ class ScoringConfig:
             "max_batch_size",
             "max_in_flight",
             "intra_op_threads",
-            "gpu_min_batch",
             "score_buffer",
             "workers",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{_PREFIX}{name.upper()}: must be positive")
+        if self.gpu_min_batch < 0:
+            raise ConfigError(f"{_PREFIX}GPU_MIN_BATCH: must not be negative (0: measured)")
         if self.max_wait_us < 0 or self.feature_timeout_ms <= 0 or self.min_deadline_ms < 0:
             raise ConfigError(f"{_PREFIX}*: timeouts must not be negative")
         if (self.tls_cert_file is None) != (self.tls_key_file is None):

@@ -113,7 +113,7 @@ def _gpu_loader(
     def gpu_form(artifact: LoadedArtifact, session: SessionSettings) -> RecordingForm:
         assert session.device == device
         form = RecordingForm(
-            form_bytes or artifact.onnx_bytes, len(artifact.metadata.feature_names)
+            form_bytes or artifact.onnx_bytes, len(artifact.metadata.feature_names), call_s
         )
         made.append(form)
         return form
