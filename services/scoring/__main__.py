@@ -260,9 +260,9 @@ def _spawn_workers(config: ScoringConfig) -> list[subprocess.Popen[bytes]]:
             **os.environ,
             WORKER_INDEX_ENV: str(index),
             "RISKSTREAM_SCORING_PORT": str(config.port),
-            "RISKSTREAM_SCORING_METRICS_PORT": str(
-                config.metrics_port + index if config.metrics_port else 0
-            ),
+            # Only worker 0 serves metrics: metrics_port + i would take other
+            # services' ports (9103 is the feature job's), whichever started first.
+            "RISKSTREAM_SCORING_METRICS_PORT": "0",
         }
         children.append(subprocess.Popen([sys.executable, "-m", "services.scoring"], env=env))
     log.info("scorer: %d workers on port %d", config.workers, config.port)

@@ -59,7 +59,7 @@ class ScoringConfig:
         public_key_file: ed25519 key that artifacts must be signed with (None: sha256 only).
         allow_insecure: serve without tokens (tests, never the stack).
         workers: scorer processes sharing the port (SO_REUSEPORT; the kernel spreads
-            client connections); worker i serves metrics on ``metrics_port + i``.
+            client connections); only worker 0 serves metrics (docs/MONITORING.md).
     """
 
     host: BindHost = LOOPBACK
