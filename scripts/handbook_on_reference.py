@@ -6,7 +6,7 @@ against the replay"), then :func:`services.trainer.handbook.evaluate`: the same 
 grid and selection as ``riskstream evaluate``, in minutes instead of the replay's or
 the backfill's retrieval time. For checking the protocol itself::
 
-    .venv/bin/python scripts/handbook_on_reference.py handbook|full [OUT.json]
+    .venv/bin/python scripts/handbook_on_reference.py handbook|full [OUT.json [THREADS]]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from services.producer.config import handbook_dataset_path
 from services.trainer import handbook
 
 
-def main(features: str, out: str | None) -> None:
+def main(features: str, out: str | None, nthread: int = 2) -> None:
     began = time.time()
     start, end = handbook.replay_window()
     transactions, labels = load_fdh(handbook_dataset_path(), start, end, sorted_input=True)
@@ -34,7 +34,10 @@ def main(features: str, out: str | None) -> None:
     rows = rows.reset_index(drop=True)
     print(f"{len(rows):,} labelled rows in {time.time() - began:.0f} s", flush=True)
     result = handbook.evaluate(
-        rows, handbook.FEATURE_SETS[features], progress=lambda line: print(line, flush=True)
+        rows,
+        handbook.FEATURE_SETS[features],
+        nthread=nthread,
+        progress=lambda line: print(line, flush=True),
     )
     summary = result.summary()
     summary["wall_s"] = time.time() - began
