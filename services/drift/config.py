@@ -9,7 +9,7 @@ from pathlib import Path
 
 from services.common.errors import ConfigError
 from services.common.settings import LOOPBACK, BindHost, env_settings
-from services.drift.monitor import MonitorSettings
+from services.drift.monitor import MonitorSettings, column_names
 from services.feature_store.definitions import CARD_FEATURES, REQUEST_FEATURES, TERMINAL_FEATURES
 from services.registry.reference import SCORE_KEY
 from services.stack.config import load_stack_config
@@ -128,7 +128,7 @@ class DriftConfig:
         if not self.model_name or not self.group_id:
             raise ConfigError(f"{ENV_PREFIX}MODEL_NAME and GROUP_ID must not be empty")
         # A misspelt column would silently test (or mute) the wrong thing.
-        lists = {name: _columns(getattr(self, name))
+        lists = {name: column_names(getattr(self, name))
                  for name in ("ignore_features", "report_only_features")}  # fmt: skip
         for name, columns in lists.items():
             unknown = sorted(columns - KNOWN_COLUMNS)
@@ -171,8 +171,3 @@ class DriftConfig:
         }
         values |= env_settings(cls, ENV_PREFIX, env)
         return cls(**values)  # type: ignore[arg-type]
-
-
-def _columns(names: str) -> set[str]:
-    """The column names of a comma-separated setting (blanks dropped)."""
-    return {n.strip() for n in names.split(",") if n.strip()}

@@ -173,7 +173,7 @@ class DriftMonitor:
         previous = self.champion
         self.champion = champion
         if champion is None or previous is None or previous.version != champion.version:
-            ignored = {n.strip() for n in self.config.ignore_features.split(",")}
+            ignored = column_names(self.config.ignore_features)
             self._buffer = (
                 WindowBuffer(
                     tuple(f for f in champion.reference.features if f not in ignored),
@@ -233,7 +233,7 @@ class DriftMonitor:
             window, self.champion.reference, model_name=self.config.model_name,
             champion_version=self.champion.version, level=self.level,
             min_rows=self.config.min_window_rows, min_psi=self.config.min_psi,
-            report_only=[n.strip() for n in self.config.report_only_features.split(",")],
+            report_only=column_names(self.config.report_only_features),
         )  # fmt: skip
         out.reports.append(report)
         if not report.evaluated:
@@ -289,3 +289,13 @@ def _alarm_evidence(alarm: DetectorAlarm, config: MonitorSettings) -> Evidence:
     delta = config.score_adwin_delta if alarm.stream == "score" else config.error_adwin_delta
     bound = delta if alarm.detector == "adwin" else 0.0
     return Evidence(column, alarm.detector, alarm.mean_after, bound, 0.0, alarm.observations)
+
+
+def column_names(names: str) -> set[str]:
+    """The columns of a comma-separated setting (blanks around names dropped).
+
+    Examples:
+        >>> sorted(column_names("__score__, tx_is_night,"))
+        ['__score__', 'tx_is_night']
+    """
+    return {n.strip() for n in names.split(",") if n.strip()}

@@ -261,8 +261,7 @@ def _parity_rows(width: int, n: int) -> np.ndarray:
 
 def _check_parity(onnx: OnnxModel, explainer: XgbExplainer, width: int) -> None:
     """The ONNX model must score like XGBoost's own model (catches a swapped file)."""
-    rng = np.random.default_rng(7)
-    rows = rng.gamma(2.0, 20.0, size=(16, width)).astype(np.float32)
+    rows = _parity_rows(width, 16)
     p_onnx = onnx.predict(rows)
     p_xgb = explainer.probabilities(rows)
     worst = float(np.max(np.abs(p_onnx - p_xgb)))
