@@ -66,8 +66,28 @@ def encode(message: Message) -> bytes:
         message: any ``riskstream.v1`` message.
     """
     document = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    _sort_map_fields(message.DESCRIPTOR, document)
     text = json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return text.encode("utf-8")
+
+
+def _sort_map_fields(descriptor: Any, document: dict[str, Any]) -> None:
+    """Order every map field's keys, in place, so equal messages encode to equal bytes.
+
+    Protobuf maps have no order: upb iterates a parsed map in hash order, so
+    without this a decoded event re-encodes to different bytes than it arrived as.
+    """
+    for field in descriptor.fields:
+        value = document.get(field.name)
+        if value is None or field.message_type is None:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            document[field.name] = dict(sorted(value.items()))
+        elif isinstance(value, list):
+            for item in value:
+                _sort_map_fields(field.message_type, item)
+        elif isinstance(value, dict):
+            _sort_map_fields(field.message_type, value)
 
 
 # --- parsing -----------------------------------------------------------------
