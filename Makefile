@@ -64,7 +64,7 @@ lint: install              ## ruff, mypy (strict on kernels); generated-code fre
 	$(BIN)/mypy --strict $(KERNELS)
 
 test: lint                 ## everything: lint, unit and integration tests (starts the stack if needed)
-	$(BIN)/pytest -q --durations=25
+	$(BIN)/pytest -q --durations=40
 
 test-unit: install         ## fast tests, no Kafka/Redis needed
 	$(BIN)/pytest -q -m "not integration"

@@ -8,6 +8,7 @@ import doctest
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -15,10 +16,12 @@ import pytest
 
 from services.feature_store.definitions import HANDBOOK_FEATURES
 from services.feature_store.reference import load_fdh, reference_features
-from services.producer.config import handbook_dataset_path
 from services.stack import StackConfig
 from services.trainer import handbook
 from services.trainer.handbook import TEST_FOLDS, VALIDATION_FOLDS, Fold, fold_sets
+
+if TYPE_CHECKING:
+    from tests.trainer.conftest import ReplayedSlice
 
 
 def test_doctests() -> None:
@@ -106,39 +109,36 @@ def test_evaluate_picks_on_validation_and_reports_every_test_fold(
 
 @pytest.mark.integration
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_replayed_days_land_in_the_offline_store_and_train_as_the_reference(
-    running_stack: StackConfig, tmp_path: Path
+    running_stack: StackConfig, replayed_slice: ReplayedSlice, tmp_path: Path
 ) -> None:
-    """Two days through Kafka → Flink → offline writer; the second day's training set
-    (through Feast) equals the reference implementation on the handbook's features."""
+    """15 days through Kafka → Flink → offline writer; the last two days' training set
+    (through Feast) equals the reference implementation on the handbook's features,
+    the terminal risk windows (shifted by the 7-day label delay) included."""
     from services.feature_store.feast_store import make_store
-    from services.trainer.fdh_replay import replay_into_offline_store
     from services.trainer.training_set import build_training_set
 
-    dataset = handbook_dataset_path()
-    start = datetime(2018, 4, 1, tzinfo=UTC)
-    end = start + timedelta(days=2)
-    root = tmp_path / "offline"
-    report = replay_into_offline_store(
-        dataset, root, start=start, end=end, stack=running_stack, work_dir=tmp_path / "work"
-    )
+    dataset, root = replayed_slice.dataset, replayed_slice.offline_root
+    start, end = replayed_slice.start, replayed_slice.end
+    report = replayed_slice.report
     assert report.rejected == 0 and report.job_dead_letters == 0
     assert report.feature_rows >= 2 * report.transactions and report.labels == report.transactions
 
     redis_url = f"redis://127.0.0.1:{running_stack.redis.port}/0"
     store = make_store(redis_url, root, tmp_path / "registry.db",
                        project=f"rs_test_{uuid.uuid4().hex[:10]}")  # fmt: skip
-    day2 = start + timedelta(days=1)
-    rows = build_training_set(store, root, start=day2, end=end, features=HANDBOOK_FEATURES)
+    checked_from = end - timedelta(days=2)
+    rows = build_training_set(store, root, start=checked_from, end=end, features=HANDBOOK_FEATURES)
     assert rows.attrs["report"].uncovered == {"card": 0, "terminal": 0}
 
     transactions, labels = load_fdh(dataset, start, end, sorted_input=True)
     want = reference_features(transactions, labels)
     want["is_fraud"] = labels["is_fraud"].astype(np.int8).to_numpy()
-    want = want.loc[want["event_time"] >= day2].sort_values(
+    want = want.loc[want["event_time"] >= checked_from].sort_values(
         ["event_time", "transaction_id"], kind="stable", ignore_index=True
     )
+    assert want["terminal_risk_7d"].max() > 0, "no terminal risk: the check would be weak"
     assert rows["transaction_id"].tolist() == want["transaction_id"].tolist()
     assert (rows["is_fraud"].to_numpy() == want["is_fraud"].to_numpy()).all()
     for name in HANDBOOK_FEATURES:

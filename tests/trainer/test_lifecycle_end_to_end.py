@@ -14,23 +14,20 @@ the reason on ``model-updates``.
 
 from __future__ import annotations
 
-import gzip
 import os
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pytest
 
 from riskstream.v1 import events_pb2
 from services.common.events import encode
 from services.common.kafka import EventProducer, KafkaClientSettings
-from services.producer.config import handbook_dataset_path
 from services.registry.calibration import Calibration
 from services.registry.log import read_model_updates
 from services.registry.publish import KafkaModelVersionPublisher
@@ -43,13 +40,13 @@ from services.stack.config import StackConfig
 from services.trainer import __main__ as retrain_consumer
 from services.trainer.config import TrainerConfig
 from services.trainer.dataset import BASELINE_FEATURES
-from services.trainer.fdh_replay import replay_into_offline_store
 from services.trainer.runner import train_from_offline_store
+
+if TYPE_CHECKING:
+    from tests.trainer.conftest import ReplayedSlice
 
 pytestmark = pytest.mark.integration  # Kafka, Redis and the stack of `riskstream up`
 
-START = datetime(2018, 4, 1, tzinfo=UTC)
-END = datetime(2018, 4, 16, tzinfo=UTC)  # 15 days: 4 train, 7 gap, 2 validation, 2 holdout
 CONFIG = TrainerConfig(
     days=15, burn_in_days=0, validation_days=2, holdout_days=2, trees=60, nthread=2,
     grid_max_depth="4", grid_scale_pos_weight="sqrt", gate_min_segment_rows=200,
@@ -57,33 +54,13 @@ CONFIG = TrainerConfig(
 )  # fmt: skip
 
 
-def _one_card_in_six(source: Path, target: Path) -> None:
-    # The file is in time order: the first 15 days are within its first 160k rows.
-    frame = pd.read_csv(source, parse_dates=["TX_DATETIME"], nrows=160_000)
-    assert frame["TX_DATETIME"].max() >= END.replace(tzinfo=None)
-    frame = frame.loc[
-        (frame["TX_DATETIME"] >= START.replace(tzinfo=None))
-        & (frame["TX_DATETIME"] < END.replace(tzinfo=None))
-        & (frame["CUSTOMER_ID"] % 6 == 0)
-    ]
-    with gzip.open(target, "wt") as handle:
-        frame.to_csv(handle, index=False, date_format="%Y-%m-%d %H:%M:%S")
-
-
 @pytest.fixture(scope="module")
-def offline_root(running_stack: StackConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private offline store filled through Kafka → Flink → offline writer."""
-    work = tmp_path_factory.mktemp("lifecycle")
-    dataset = work / "slice.csv.gz"
-    _one_card_in_six(handbook_dataset_path(), dataset)
-    root = work / "offline"
-    report = replay_into_offline_store(
-        dataset, root, start=START, end=END, stack=running_stack, work_dir=work / "replay",
-        timeout_s=1200, progress=print,
-    )  # fmt: skip
+def offline_root(replayed_slice: ReplayedSlice) -> Path:
+    """The shared offline store, filled through Kafka → Flink → offline writer."""
+    report = replayed_slice.report
     assert report.transactions > 15_000 and report.labels == report.transactions
     assert report.feature_rows > 0 and report.rejected == 0
-    return root
+    return replayed_slice.offline_root
 
 
 def _records(settings: KafkaClientSettings, topic: str) -> list[events_pb2.ModelVersion]:
@@ -179,7 +156,10 @@ def _latest(records: list[events_pb2.ModelVersion], version: str) -> events_pb2.
 
 @pytest.mark.timeout(1500)
 def test_train_canary_promote_then_roll_back_a_broken_version(
-    running_stack: StackConfig, offline_root: Path, services: dict[str, object]
+    running_stack: StackConfig,
+    replayed_slice: ReplayedSlice,
+    offline_root: Path,
+    services: dict[str, object],
 ) -> None:
     bootstrap = str(services["bootstrap"])
     updates = str(services["updates"])
@@ -193,7 +173,7 @@ def test_train_canary_promote_then_roll_back_a_broken_version(
     first = train_from_offline_store(
         CONFIG, features=BASELINE_FEATURES, offline_root=offline_root,
         registry_path=feast_registry, redis_url=redis_url, store=store, kafka=settings,
-        publisher=publisher, topic=updates, end=END,
+        publisher=publisher, topic=updates, end=replayed_slice.end,
     )  # fmt: skip
     assert first.run.gate.passed, first.run.gate.reasons
     assert first.event.status == events_pb2.MODEL_STATUS_CHAMPION
@@ -215,7 +195,7 @@ def test_train_canary_promote_then_roll_back_a_broken_version(
             reason=events_pb2.RETRAIN_REASON_MANUAL, requested_by="lifecycle-test",
             champion_version=champion,
         )  # fmt: skip
-        request.window_end.FromDatetime(END)
+        request.window_end.FromDatetime(replayed_slice.end)
         request.requested_at.GetCurrentTime()
         producer = EventProducer(settings)
         producer.send(str(services["requests"]), encode(request), key=CONFIG.model_name)
