@@ -6,7 +6,9 @@ against the replay"), then :func:`services.trainer.handbook.evaluate`: the same 
 grid and selection as ``riskstream evaluate``, in minutes instead of the replay's or
 the backfill's retrieval time. For checking the protocol itself::
 
-    .venv/bin/python scripts/handbook_on_reference.py handbook|full [OUT.json [THREADS]]
+    .venv/bin/python scripts/handbook_on_reference.py handbook|full [OUT.json [THREADS [GRID]]]
+
+GRID is a name in ``handbook.GRIDS``: ``handbook`` (default) or ``wide``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from services.producer.config import handbook_dataset_path
 from services.trainer import handbook
 
 
-def main(features: str, out: str | None, nthread: int = 2) -> None:
+def main(features: str, out: str | None, nthread: int = 2, grid: str = "handbook") -> None:
     began = time.time()
     start, end = handbook.replay_window()
     transactions, labels = load_fdh(handbook_dataset_path(), start, end, sorted_input=True)
@@ -38,8 +40,10 @@ def main(features: str, out: str | None, nthread: int = 2) -> None:
         handbook.FEATURE_SETS[features],
         nthread=nthread,
         progress=lambda line: print(line, flush=True),
+        grid=grid,
     )
     summary = result.summary()
+    summary["grid"] = grid
     summary["wall_s"] = time.time() - began
     summary["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if out:
@@ -51,6 +55,10 @@ def main(features: str, out: str | None, nthread: int = 2) -> None:
 
 
 if __name__ == "__main__":
+    argv = sys.argv[1:]
     main(
-        sys.argv[1] if len(sys.argv) > 1 else "handbook", sys.argv[2] if len(sys.argv) > 2 else None
+        argv[0] if argv else "handbook",
+        argv[1] if len(argv) > 1 else None,
+        int(argv[2]) if len(argv) > 2 else 2,
+        argv[3] if len(argv) > 3 else "handbook",
     )

@@ -53,6 +53,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "--skip-replay", action="store_true",
         help="use --offline-root as already filled (no Kafka or Flink needed)",
     )  # fmt: skip
+    evaluate.add_argument(
+        "--grid", choices=["handbook", "wide"], default="handbook",  # handbook.GRIDS
+        help="hyper-parameter grid chosen from on validation: the handbook's (default) or "
+        "'wide' (depth 2-4, learning rate 0.05/0.1, up to 400 trees)",
+    )  # fmt: skip
     evaluate.add_argument("--nthread", type=int, default=2, help="XGBoost threads (default 2)")
     evaluate.add_argument("--json", action="store_true", help="print the result as JSON")
     evaluate.set_defaults(func=cmd_evaluate)
@@ -80,7 +85,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             result[args.source] = _fill(args.dataset, root, args.source, stack, say)
         rows = _labelled_rows(root, stack, features, say)
         result["training_set"] = rows.attrs["report_summary"]
-        evaluation = handbook.evaluate(rows, features, nthread=args.nthread, progress=say)
+        evaluation = handbook.evaluate(
+            rows, features, nthread=args.nthread, progress=say, grid=args.grid
+        )
     except RiskstreamError as exc:
         print(f"riskstream evaluate failed: {exc}", file=sys.stderr)
         return 1

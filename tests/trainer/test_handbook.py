@@ -81,9 +81,9 @@ def test_known_compromised_cards_leave_the_test_set_day_by_day() -> None:
 def test_evaluate_picks_on_validation_and_reports_every_test_fold(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Two grid points keep it short; the selection logic is the same as with twelve.
+    # Two grid points and two tree counts keep it short; the selection is the same.
     grid = {"max_depth": (2, 3), "learning_rate": (0.3,), "class_weight": ("none",)}
-    monkeypatch.setattr(handbook, "GRID", grid)
+    monkeypatch.setitem(handbook.GRIDS, "test", (grid, (10, 30)))
     rng = np.random.default_rng(3)
     start, end = handbook.rows_window()
     n = 12_000
@@ -97,11 +97,12 @@ def test_evaluate_picks_on_validation_and_reports_every_test_fold(
         }
     )
     rows["is_fraud"] = (rows["signal"] + 0.3 * rng.normal(size=n) > 2.0).astype(np.int8)
-    result = handbook.evaluate(rows, ["signal", "noise"], nthread=1)
+    result = handbook.evaluate(rows, ["signal", "noise"], nthread=1, grid="test")
     summary = result.summary()
     for metric in handbook.METRICS:
         assert len(summary[metric]["folds"]) == 4
-        assert summary[metric]["chosen"]["n_estimators"] in handbook.TREE_COUNTS
+        assert summary[metric]["chosen"]["n_estimators"] in (10, 30)
+        assert summary[metric]["chosen"]["max_depth"] in (2, 3)
     assert summary["roc_auc"]["mean"] > 0.95 and summary["average_precision"]["mean"] > 0.5
     starts = [f["train_start"] for f in summary["folds"]]
     assert starts == ["2018-08-15", "2018-08-08", "2018-08-01", "2018-07-25"]
@@ -145,3 +146,14 @@ def test_replayed_days_land_in_the_offline_store_and_train_as_the_reference(
         np.testing.assert_allclose(
             rows[name].to_numpy(), want[name].to_numpy(), rtol=1e-9, atol=1e-9, err_msg=name
         )
+
+
+def test_the_cli_offers_every_grid() -> None:
+    from services.cli.__main__ import build_parser
+
+    parser = build_parser()
+    for name in handbook.GRIDS:
+        args = parser.parse_args(["evaluate", "--dataset", "x.csv", "--grid", name])
+        assert args.grid == name
+    with pytest.raises(SystemExit):
+        parser.parse_args(["evaluate", "--dataset", "x.csv", "--grid", "nope"])
