@@ -19,6 +19,13 @@ Examples, with the stack's scorer up::
     .venv/bin/python -m loadtests.score_load --token-file .state/scoring/tokens.json \\
         --rates '' --find-max-rate --p99-ms 10
 
+The same schedule over long-lived ScoreStream calls (``--streams N``): the client a
+high-rate application would run, since one stream message costs far less than one
+unary call in gRPC Python::
+
+    .venv/bin/python -m loadtests.score_load --token-file .state/scoring/tokens.json \\
+        --rates 500,1000,2000,4000 --streams 4
+
 The generator's own ceiling, against a fake scorer in a child process that answers
 after ``--fake-server-ms`` (no token needed)::
 
@@ -86,7 +93,10 @@ class Target:
         tls_ca: PEM of the CA that signed the server's certificate; None: plaintext.
         server_name: TLS name to check instead of the address's host.
         channels: connections the calls are spread over (round robin).
-        deadline_s: per-call deadline.
+        deadline_s: per-call deadline (streams: an answer later than this after its
+            send counts as DEADLINE_EXCEEDED).
+        streams: 0 calls unary Score; N > 0 sends every request over N long-lived
+            ScoreStream calls per sender process (spread over the channels).
     """
 
     address: str = "127.0.0.1:50051"
@@ -95,6 +105,7 @@ class Target:
     server_name: str | None = None
     channels: int = 1
     deadline_s: float = 1.0
+    streams: int = 0
 
 
 def _open_channels(target: Target) -> list[grpc.aio.Channel]:
@@ -220,6 +231,120 @@ async def run_open_loop(
     )
 
 
+_DEADLINE_EXCEEDED = grpc.StatusCode.DEADLINE_EXCEEDED.value[0]
+
+
+async def run_open_loop_streaming(
+    target: Target,
+    plan: RunPlan,
+    pool: TransactionPool,
+    *,
+    run_id: str,
+    worker: int = 0,
+    workers: int = 1,
+    start_wall: float | None = None,
+) -> RunRecord:
+    """:func:`run_open_loop` over ``target.streams`` ScoreStream calls instead of unary calls.
+
+    Request ``j`` still leaves at its intended time (into its stream's send queue,
+    round robin), and its latency is still measured from that time; answers are
+    matched by ``request_id``, so the server's answer order does not matter here.
+    A stream that fails marks its unanswered requests, and those sent to it later,
+    with its status (it is not reopened).
+
+    Raises:
+        TimeoutError: the server did not accept a connection within 5 s.
+    """
+    indices = plan.indices(worker, workers)
+    due_s, index = plan.offsets_s(indices).tolist(), indices.tolist()
+    n = len(index)
+    sent, done, code = [math.nan] * n, [math.nan] * n, [UNSENT] * n
+    channels = _open_channels(target)
+    cpu_start = time.process_time()
+    try:
+        ready = asyncio.gather(*(c.channel_ready() for c in channels))
+        await asyncio.wait_for(ready, CONNECT_TIMEOUT_S)
+        metadata = (("authorization", f"Bearer {target.token}"),) if target.token else None
+        deadline_s, perf = target.deadline_s, time.perf_counter
+        t0 = perf() + (0.0 if start_wall is None else start_wall - time.time())
+        give_up_s = plan.span_s + deadline_s + 1.0
+        queues: list[asyncio.Queue[scoring_pb2.ScoreRequest | None]] = [
+            asyncio.Queue() for _ in range(target.streams)
+        ]
+        outstanding: list[set[int]] = [set() for _ in range(target.streams)]
+        failed: list[int | None] = [None] * target.streams  # a dead stream's status
+
+        async def outgoing(queue: asyncio.Queue[scoring_pb2.ScoreRequest | None]) -> Any:
+            while (request := await queue.get()) is not None:
+                yield request
+
+        async def stream(k: int) -> None:
+            stub = scoring_pb2_grpc.FraudScoringStub(channels[k % len(channels)])
+            call = stub.ScoreStream(
+                outgoing(queues[k]), timeout=give_up_s + deadline_s + 5.0, metadata=metadata
+            )
+            try:
+                async for response in call:
+                    j = int(response.request_id)
+                    done[j] = perf() - t0
+                    late = done[j] - sent[j] > deadline_s
+                    code[j] = _DEADLINE_EXCEEDED if late else 0
+                    outstanding[k].discard(j)
+            except grpc.aio.AioRpcError as exc:
+                failed[k] = exc.code().value[0]
+                for j in outstanding[k]:
+                    code[j] = failed[k]
+            except asyncio.CancelledError:
+                call.cancel()
+                raise
+
+        readers = [asyncio.create_task(stream(k)) for k in range(target.streams)]
+        burst = 0
+        for j in range(n):
+            now = perf()
+            if now < t0 + due_s[j]:
+                await asyncio.sleep(t0 + due_s[j] - now)
+                burst = 0
+            elif burst >= LATE_BURST:
+                await asyncio.sleep(0)
+                burst = 0
+            else:
+                burst += 1
+            if perf() - t0 > give_up_s:
+                break
+            request = pool.request(index[j], run_id=run_id, now_ns=time.time_ns())
+            request.request_id = str(j)
+            k = j % target.streams
+            sent[j], code[j] = perf() - t0, NO_RESPONSE
+            if (status := failed[k]) is not None:  # sent into a stream that has ended
+                code[j] = status
+                continue
+            outstanding[k].add(j)
+            queues[k].put_nowait(request)
+        for queue in queues:
+            queue.put_nowait(None)  # half-close: the server answers what it has, then ends
+        await asyncio.wait(readers, timeout=deadline_s + 1.0)
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        wall_s, cpu_s = perf() - t0, time.process_time() - cpu_start
+    finally:
+        await asyncio.gather(*(c.close() for c in channels))
+    return RunRecord(
+        index=indices,
+        sent_s=np.array(sent),
+        done_s=np.array(done),
+        code=np.array(code, dtype=np.int16),
+        cpu_s=cpu_s,
+        wall_s=wall_s,
+    )
+
+
+def _sender(target: Target) -> Any:
+    """The open-loop sender for the target's call shape (unary or streams)."""
+    return run_open_loop_streaming if target.streams else run_open_loop
+
+
 def _worker_run(
     target: Target,
     plan: RunPlan,
@@ -231,7 +356,7 @@ def _worker_run(
 ) -> RunRecord:
     pool = _pool(spec)
     return run_async(
-        run_open_loop(
+        _sender(target)(
             target, plan, pool, run_id=run_id, worker=worker, workers=workers, start_wall=start_wall
         )
     )
@@ -263,7 +388,7 @@ class LoadGenerator:
         """Run one plan and summarize its measured window."""
         run_id = uuid.uuid4().hex[:8]
         if self.processes == 1:
-            coro = run_open_loop(self.target, plan, _pool(self.spec), run_id=run_id)
+            coro = _sender(self.target)(self.target, plan, _pool(self.spec), run_id=run_id)
             return summarize(plan, run_async(coro))
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
@@ -301,6 +426,25 @@ class _FakeScoring(scoring_pb2_grpc.FraudScoringServicer):
     async def Score(self, request, context):  # noqa: N802 (the gRPC method's name)
         await asyncio.sleep(self.delay_s)
         return scoring_pb2.ScoreResponse(transaction_id=request.transaction.transaction_id)
+
+    async def ScoreStream(self, request_iterator, context):  # noqa: N802
+        answers: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def answer(request: scoring_pb2.ScoreRequest) -> scoring_pb2.ScoreResponse:
+            await asyncio.sleep(self.delay_s)
+            return scoring_pb2.ScoreResponse(
+                transaction_id=request.transaction.transaction_id, request_id=request.request_id
+            )
+
+        async def read() -> None:
+            async for request in request_iterator:
+                answers.put_nowait(asyncio.ensure_future(answer(request)))
+            answers.put_nowait(None)
+
+        reader = asyncio.ensure_future(read())
+        while (pending := await answers.get()) is not None:
+            yield await pending
+        await reader
 
 
 def _serve_fake(delay_ms: float, conn: Connection) -> None:
@@ -353,6 +497,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pause-s", type=float, default=1.0, help="idle time between runs")
     p.add_argument("--deadline-ms", type=float, default=1000.0)
     p.add_argument("--channels", type=int, default=1)
+    p.add_argument(
+        "--streams", type=int, default=0,
+        help="send over N ScoreStream calls per process instead of unary Score (default 0)",
+    )  # fmt: skip
     p.add_argument("--processes", type=int, default=1, help="sender processes (rate/N each)")
     p.add_argument("--cards", type=int, default=5000)
     p.add_argument("--terminals", type=int, default=10000)
@@ -432,6 +580,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         server_name=args.tls_server_name,
         channels=args.channels,
         deadline_s=args.deadline_ms / 1e3,
+        streams=args.streams,
     )
     spec = PoolSpec(cards=args.cards, terminals=args.terminals, size=args.pool_size, seed=args.seed)
     machine_before = machine_info()

@@ -27,6 +27,7 @@ from loadtests.score_load import (
     parse_args,
     run_async,
     run_open_loop,
+    run_open_loop_streaming,
 )
 from loadtests.score_load_lib import (
     NO_RESPONSE,
@@ -286,8 +287,33 @@ class FakeScoring(scoring_pb2_grpc.FraudScoringServicer):
         await asyncio.sleep(0.002)
         return scoring_pb2.ScoreResponse(transaction_id=request.transaction.transaction_id)
 
+    async def ScoreStream(self, request_iterator, context):  # noqa: N802
+        """Each message answered 2 ms after it arrives, several at once, in order."""
+        if dict(context.invocation_metadata()).get("authorization") != f"Bearer {TOKEN}":
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")
+        answers: asyncio.Queue = asyncio.Queue()
 
-def _run_against_fake(fake: FakeScoring, plan: RunPlan, token: str = TOKEN):
+        async def answer(request):
+            await asyncio.sleep(0.002)
+            return scoring_pb2.ScoreResponse(
+                transaction_id=request.transaction.transaction_id, request_id=request.request_id
+            )
+
+        async def read():
+            async for request in request_iterator:
+                answers.put_nowait(asyncio.ensure_future(answer(request)))
+            answers.put_nowait(None)
+
+        reader = asyncio.ensure_future(read())
+        while (pending := await answers.get()) is not None:
+            yield await pending
+        await reader
+
+
+def _run_against_fake(
+    fake: FakeScoring, plan: RunPlan, token: str = TOKEN, *, streams: int = 0,
+    deadline_s: float = 1.0,
+):  # fmt: skip
     async def scenario():
         server = grpc.aio.server()
         scoring_pb2_grpc.add_FraudScoringServicer_to_server(fake, server)
@@ -295,17 +321,21 @@ def _run_against_fake(fake: FakeScoring, plan: RunPlan, token: str = TOKEN):
         await server.start()
         try:
             fake.started = time.perf_counter()
-            target = Target(address=f"127.0.0.1:{port}", token=token, deadline_s=1.0)
+            target = Target(address=f"127.0.0.1:{port}", token=token, deadline_s=deadline_s,
+                            streams=streams)  # fmt: skip
             pool = TransactionPool(PoolSpec(cards=100, terminals=50, size=200))
-            return await run_open_loop(target, plan, pool, run_id="test")
+            send = run_open_loop_streaming if streams else run_open_loop
+            return await send(target, plan, pool, run_id="test")
         finally:
             await server.stop(None)
 
     return summarize(plan, run_async(scenario()))
 
 
-def test_open_loop_against_fake_scorer() -> None:
-    result = _run_against_fake(FakeScoring(), RunPlan(rate=200, duration_s=1.0, warmup_s=0.2))
+@pytest.mark.parametrize("streams", [0, 3], ids=["unary", "streams"])
+def test_open_loop_against_fake_scorer(streams: int) -> None:
+    plan = RunPlan(rate=200, duration_s=1.0, warmup_s=0.2)
+    result = _run_against_fake(FakeScoring(), plan, streams=streams)
     assert result.errors == {} and result.ok == result.planned == 200
     # Within 10%, not the generator-bound flag's 5%: the machine is shared.
     assert result.achieved_rate == pytest.approx(200, rel=0.1)
@@ -313,9 +343,17 @@ def test_open_loop_against_fake_scorer() -> None:
     assert result.latency.p50_ms >= result.service_time.p50_ms
 
 
-def test_wrong_token_is_counted_as_unauthenticated() -> None:
-    result = _run_against_fake(FakeScoring(), RunPlan(rate=100, duration_s=0.25), token="nope")
+@pytest.mark.parametrize("streams", [0, 2], ids=["unary", "streams"])
+def test_wrong_token_is_counted_as_unauthenticated(streams: int) -> None:
+    plan = RunPlan(rate=100, duration_s=0.25)
+    result = _run_against_fake(FakeScoring(), plan, token="nope", streams=streams)
     assert result.errors == {"UNAUTHENTICATED": 25} and result.error_rate == 1.0
+
+
+def test_a_streamed_answer_later_than_the_deadline_counts_as_exceeded() -> None:
+    plan = RunPlan(rate=100, duration_s=0.25)
+    result = _run_against_fake(FakeScoring(), plan, streams=2, deadline_s=0.001)
+    assert result.errors == {"DEADLINE_EXCEEDED": 25} and result.answered == 25
 
 
 def test_server_stall_shows_in_p99() -> None:

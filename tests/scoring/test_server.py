@@ -32,6 +32,7 @@ from services.feature_store.redis_layout import RedisFeatureWriter
 from services.registry.publish import KafkaModelVersionPublisher
 from services.registry.store import LocalArtifactStore
 from services.scoring.routing import CardHasher
+from services.scoring.server import STREAM_WINDOW
 from services.scoring.testing import ScorerProcess, TestArtifact, build_test_artifact
 from services.scoring.vectorize import Request, Stored, VectorLayout
 from services.stack import StackConfig
@@ -268,6 +269,38 @@ def test_batch_and_stream_answer_in_request_order(harness: Harness) -> None:
     assert [r.score for r in streamed] == pytest.approx(
         [r.score for r in batch.responses], abs=1e-6
     )
+
+
+def test_a_stream_is_scored_concurrently_and_answered_in_order(harness: Harness) -> None:
+    # More requests than the stream window, with distinct amounts so that the answers
+    # cannot be in order by accident of equal scores; request ids echo back.
+    requests = [
+        scoring_pb2.ScoreRequest(
+            transaction=transaction(i, amount=5.0 + 7.0 * i), request_id=f"r{i}"
+        )
+        for i in range(3 * STREAM_WINDOW)
+    ]
+    one_by_one = [harness.scoring.Score(r, metadata=harness.auth()).score for r in requests[:20]]
+    streamed = list(harness.scoring.ScoreStream(iter(requests), metadata=harness.auth()))
+    assert [r.request_id for r in streamed] == [r.request_id for r in requests]
+    assert [r.transaction_id for r in streamed] == [r.transaction.transaction_id for r in requests]
+    assert [r.score for r in streamed[:20]] == pytest.approx(one_by_one, abs=1e-6)
+
+
+def test_an_invalid_request_ends_the_stream_after_the_answers_before_it(
+    harness: Harness,
+) -> None:
+    bad = transaction(7)
+    bad.card_id = ""
+    requests = [scoring_pb2.ScoreRequest(transaction=transaction(i)) for i in range(5)]
+    requests.insert(3, scoring_pb2.ScoreRequest(transaction=bad))
+    answered: list[str] = []
+    with pytest.raises(grpc.RpcError) as ended:
+        for response in harness.scoring.ScoreStream(iter(requests), metadata=harness.auth()):
+            answered.append(response.transaction_id)
+    assert ended.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "transaction.card_id" in (ended.value.details() or "")
+    assert answered == [r.transaction.transaction_id for r in requests[:3]]
 
 
 def test_open_inference_protocol_infers_with_the_served_model(harness: Harness) -> None:
