@@ -52,9 +52,11 @@ from services.feature_store.definitions import (
     DAY,
     LABEL_DELAY_S,
     MAX_LOOKBACK_S,
+    NO_OLDER_MEAN,
     NO_PREVIOUS,
     TERMINAL_FEATURES,
     TERMINAL_WINDOWS,
+    amount_ratios,
 )
 from services.feature_store.time_flags import request_features
 
@@ -136,7 +138,12 @@ class LabelEvent:
 
 _CARD_WINDOWS_MS = tuple(w.seconds * _MS for w in CARD_AMOUNT_WINDOWS)  # nested, shortest first
 _CARD_TERMINAL_WINDOWS_MS = tuple(w.seconds * _MS for w in CARD_TERMINAL_WINDOWS)
-_MEAN_30D = 4 * [w.name for w in CARD_AMOUNT_WINDOWS].index("30d") + 2  # index in values
+_WINDOW_NAMES = [w.name for w in CARD_AMOUNT_WINDOWS]
+_MEAN_30D = 4 * _WINDOW_NAMES.index("30d") + 2  # index in values
+_MEAN_7D, _MAX_7D = 4 * _WINDOW_NAMES.index("7d") + 2, 4 * _WINDOW_NAMES.index("7d") + 3
+_MEAN_1D = 4 * _WINDOW_NAMES.index("1d") + 2
+_WINDOW_7D_MS = CARD_AMOUNT_WINDOWS[_WINDOW_NAMES.index("7d")].seconds * _MS
+_WINDOW_30D_MS = CARD_AMOUNT_WINDOWS[_WINDOW_NAMES.index("30d")].seconds * _MS
 _TERMINAL_WINDOWS_MS = tuple(w.seconds * _MS for w in TERMINAL_WINDOWS)
 
 # The value lists below are built in this order; a change of definitions fails here.
@@ -149,6 +156,11 @@ _CARD_ORDER = (
     "card_seconds_since_prev",
     *(f"card_distinct_terminals_{w.name}" for w in CARD_TERMINAL_WINDOWS),
     "card_amount_to_mean_30d",
+    "card_amount_mean_7_30d",
+    "card_amount_to_mean_7_30d",
+    "card_amount_max_7d_to_mean_7_30d",
+    "card_amount_to_mean_1d",
+    "card_amount_to_mean_7d",
 )
 _TERMINAL_ORDER = tuple(
     f"terminal_{kind}_{w.name}"
@@ -241,6 +253,14 @@ class CardAggregator:
             values.append(float(len(set(terminals[lo:hi]))))
         mean_30d = values[_MEAN_30D]
         values.append(amount / mean_30d if mean_30d != 0 else 1.0)
+        # (t - 30 d, t - 7 d]: the card's level before the last week.
+        older_lo = bisect_right(times, t - _WINDOW_30D_MS, 0, p)
+        older_hi = bisect_right(times, t - _WINDOW_7D_MS, older_lo, p)
+        older = older_hi - older_lo
+        older_mean = fsum(amounts[older_lo:older_hi]) / older if older else NO_OLDER_MEAN
+        values += amount_ratios(
+            amount, older_mean, values[_MAX_7D], values[_MEAN_1D], values[_MEAN_7D]
+        )
 
         if t <= horizon:  # too late to keep
             del times[p], amounts[p], terminals[p]

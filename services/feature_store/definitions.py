@@ -15,7 +15,12 @@ Semantics (event time, UTC):
 * Per card: count, sum, mean and max of the amount over 10 minutes, 1 hour, 1, 7 and
   30 days; seconds since the card's previous transaction (-1 for its first);
   distinct terminals over 1 hour and 1 day; the amount divided by the card's 30-day
-  mean (1 when that mean is 0).
+  mean (1 when that mean is 0). Amount ratios against the card's recent and older
+  levels: the mean over (t - 30 d, t - 7 d] (-1 when the card has no transaction
+  there), the amount over that mean and the 7-day maximum over it (-1 when that mean
+  is not positive), and the amount over the 1-day and 7-day means (1 when the mean
+  is 0). The older window leaves out the last week, which a compromised card's
+  inflated amounts would otherwise pull up.
 * Per terminal: transaction count over 1, 7 and 30 days; and, shifted by the label
   delay D (7 days by default), over (t - D - N days, t - D]: the transaction count
   and the fraud risk = frauds among them / that count (0 when the count is 0), with
@@ -71,6 +76,42 @@ ENTITY_TYPES = (CARD, TERMINAL)
 JOIN_KEYS = {CARD: "card_id", TERMINAL: "terminal_id"}
 
 
+#: The card's amount ratios, after ``card_amount_to_mean_30d`` in the card vector.
+CARD_RATIO_FEATURES: tuple[str, ...] = (
+    "card_amount_mean_7_30d",
+    "card_amount_to_mean_7_30d",
+    "card_amount_max_7d_to_mean_7_30d",
+    "card_amount_to_mean_1d",
+    "card_amount_to_mean_7d",
+)
+#: Value of ``card_amount_mean_7_30d`` and of the ratios over it when there is none.
+NO_OLDER_MEAN = -1.0
+
+
+def amount_ratios(
+    amount: float, older_mean: float, max_7d: float, mean_1d: float, mean_7d: float
+) -> tuple[float, ...]:
+    """The values of ``CARD_RATIO_FEATURES``, in that order, from their parts.
+
+    Used by the kernel, the reference implementation (element-wise over arrays)
+    and the scorer's request-time rules, so the edge cases are defined once.
+
+    Examples:
+        >>> amount_ratios(50.0, 10.0, 60.0, 25.0, 20.0)
+        (10.0, 5.0, 6.0, 2.0, 2.5)
+        >>> amount_ratios(50.0, -1.0, 60.0, 0.0, 0.0)
+        (-1.0, -1.0, -1.0, 1.0, 1.0)
+    """
+    older_ok = older_mean > 0
+    return (
+        older_mean,
+        amount / older_mean if older_ok else NO_OLDER_MEAN,
+        max_7d / older_mean if older_ok else NO_OLDER_MEAN,
+        amount / mean_1d if mean_1d != 0 else 1.0,
+        amount / mean_7d if mean_7d != 0 else 1.0,
+    )
+
+
 def _card_features() -> tuple[str, ...]:
     names: list[str] = []
     for w in CARD_AMOUNT_WINDOWS:
@@ -83,6 +124,7 @@ def _card_features() -> tuple[str, ...]:
     names.append("card_seconds_since_prev")
     names += [f"card_distinct_terminals_{w.name}" for w in CARD_TERMINAL_WINDOWS]
     names.append("card_amount_to_mean_30d")
+    names += list(CARD_RATIO_FEATURES)
     return tuple(names)
 
 

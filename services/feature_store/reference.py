@@ -33,13 +33,17 @@ import pandas as pd
 from services.feature_store.definitions import (
     CARD_AMOUNT_WINDOWS,
     CARD_FEATURES,
+    CARD_RATIO_FEATURES,
     CARD_TERMINAL_WINDOWS,
+    DAY,
     LABEL_DELAY_S,
     NIGHT_LAST_HOUR,
+    NO_OLDER_MEAN,
     NO_PREVIOUS,
     REQUEST_FEATURES,
     TERMINAL_FEATURES,
     TERMINAL_WINDOWS,
+    amount_ratios,
 )
 
 __all__ = ["FEATURE_COLUMNS", "load_fdh", "reference_features"]
@@ -188,6 +192,17 @@ def _card_features(
     mean = out["card_amount_mean_30d"]
     safe = np.where(mean == 0, 1.0, mean)
     out["card_amount_to_mean_30d"] = np.where(mean == 0, 1.0, a / safe)
+    # (t - 30 d, t - 7 d]: from the first row after t - 30 d to the first after t - 7 d.
+    older_lo, older_hi = rows.first_after(30 * DAY * _MS), rows.first_after(7 * DAY * _MS)
+    older = (older_hi - older_lo).astype(np.float64)
+    older_sum = sums(older_lo, older_hi)
+    older_mean = np.where(older > 0, older_sum / np.where(older > 0, older, 1.0), NO_OLDER_MEAN)
+    ratios = np.vectorize(amount_ratios, otypes=[np.float64] * len(CARD_RATIO_FEATURES))(
+        a, older_mean, out["card_amount_max_7d"], out["card_amount_mean_1d"],
+        out["card_amount_mean_7d"],
+    )  # fmt: skip
+    for name, values in zip(CARD_RATIO_FEATURES, ratios, strict=True):
+        out[name] = values
     return {name: rows.unsort(values) for name, values in out.items()}
 
 

@@ -6,7 +6,9 @@ transaction being scored (windows are (t - W, t]). So the current transaction is
 folded in at request time, the same way the stream will fold it in a moment later:
 counts + 1, sums + amount, means recomputed, maxima updated, seconds since the
 previous transaction from the stored vector's event time, the amount over the new
-30-day mean. A card or terminal never seen before folds onto an empty state.
+30-day, 7-day and 1-day means. The card's older mean, over (t - 30 d, t - 7 d], never
+holds the current transaction: it is the stored 30-day minus 7-day count and sum. A
+card or terminal never seen before folds onto an empty state.
 
 What folding cannot know: transactions that left a window between the stored
 vector's time and now (a window count can be too high by those) and whether the
@@ -26,9 +28,12 @@ from dataclasses import dataclass
 
 from services.feature_store.definitions import (
     CARD_FEATURES,
+    CARD_RATIO_FEATURES,
+    NO_OLDER_MEAN,
     NO_PREVIOUS,
     REQUEST_FEATURES,
     TERMINAL_FEATURES,
+    amount_ratios,
 )
 from services.feature_store.time_flags import is_night, is_weekend
 
@@ -59,6 +64,22 @@ def _get(values: Mapping[str, float], name: str, default: float = 0.0) -> float:
     return values.get(name, default)
 
 
+def _folded_mean(r: Request, c: Stored, window: str) -> float:
+    count = _get(c.values, f"card_tx_count_{window}") + 1.0
+    return (_get(c.values, f"card_amount_sum_{window}") + r.amount) / count
+
+
+def _card_ratios(r: Request, c: Stored) -> tuple[float, ...]:
+    """The card's amount ratios with the current transaction folded in."""
+    older = _get(c.values, "card_tx_count_30d") - _get(c.values, "card_tx_count_7d")
+    older_sum = _get(c.values, "card_amount_sum_30d") - _get(c.values, "card_amount_sum_7d")
+    older_mean = older_sum / older if older > 0 else NO_OLDER_MEAN
+    max_7d = max(_get(c.values, "card_amount_max_7d", -math.inf), r.amount)
+    return amount_ratios(
+        r.amount, older_mean, max_7d, _folded_mean(r, c, "1d"), _folded_mean(r, c, "7d")
+    )
+
+
 def _card_step(name: str) -> _Step:
     if name == "card_seconds_since_prev":
 
@@ -76,6 +97,9 @@ def _card_step(name: str) -> _Step:
             return r.amount / mean if mean > 0 else 1.0
 
         return ratio
+    if name in CARD_RATIO_FEATURES:
+        position = CARD_RATIO_FEATURES.index(name)
+        return lambda r, c, t: _card_ratios(r, c)[position]
     family, _, window = name.rpartition("_")
     if family == "card_tx_count":
         return lambda r, c, t: _get(c.values, name) + 1.0

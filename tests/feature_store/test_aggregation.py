@@ -88,6 +88,35 @@ def test_amount_to_mean_with_zero_mean_is_one() -> None:
     assert card.update(tx(4, T0 + 3 * S, 0.0))["card_amount_to_mean_30d"] == 0.0
 
 
+def test_amount_ratios_against_the_older_level_leave_out_the_last_week() -> None:
+    """A card spends ~20 for three weeks, then five times that: the older mean, over
+    (t - 30 d, t - 7 d], still shows the old level; the 7-day mean is pulled up."""
+    day_ms = DAY * S
+    card = CardAggregator()
+    first = card.update(tx(0, T0, 20.0))
+    assert first["card_amount_mean_7_30d"] == -1.0  # nothing older than a week yet
+    assert first["card_amount_to_mean_7_30d"] == -1.0
+    assert first["card_amount_to_mean_1d"] == 1.0 and first["card_amount_to_mean_7d"] == 1.0
+    for d in range(1, 21):
+        card.update(tx(d, T0 + d * day_ms, 20.0))
+    for d in range(21, 24):
+        card.update(tx(d, T0 + d * day_ms, 100.0))
+    f = card.update(tx("now", T0 + 24 * day_ms, 100.0))
+    # (day -6, day 17]: days 0..17, all at 20.
+    assert f["card_amount_mean_7_30d"] == 20.0
+    assert f["card_amount_to_mean_7_30d"] == 5.0
+    assert f["card_amount_max_7d_to_mean_7_30d"] == 5.0
+    # The week (day 17, day 24]: days 18-20 at 20, days 21-24 at 100 -> 460 / 7.
+    assert f["card_amount_to_mean_7d"] == pytest.approx(100.0 / (460.0 / 7))
+    assert f["card_amount_to_mean_1d"] == 1.0
+    # Exactly 7 days before is in the older window, exactly 30 days before is not.
+    edge = CardAggregator()
+    edge.update(tx("old", T0, 50.0))
+    edge.update(tx("week", T0 + 23 * day_ms, 10.0))
+    at = edge.update(tx("now", T0 + 30 * day_ms, 10.0))
+    assert at["card_amount_mean_7_30d"] == 10.0
+
+
 def _jittered_stream(n: int, seed: int) -> pd.DataFrame:
     """Events on a 5-minute grid (ties, exact window boundaries), arriving up to 12 h late."""
     rng = np.random.default_rng(seed)

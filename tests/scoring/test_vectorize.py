@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.feature_store.definitions import CARD_FEATURES, REQUEST_FEATURES
+from services.feature_store.definitions import CARD_FEATURES, CARD_RATIO_FEATURES, REQUEST_FEATURES
 from services.feature_store.reference import reference_features
 from services.scoring.vectorize import EMPTY, Request, Stored, VectorLayout
 
@@ -52,3 +52,19 @@ def test_terminal_counts_include_the_transaction_and_delayed_risk_does_not() -> 
     layout = VectorLayout(("terminal_tx_count_1d", "terminal_risk_7d"))
     terminal = Stored({"terminal_tx_count_1d": 4.0, "terminal_risk_7d": 0.25}, 0)
     assert layout.build(Request(1.0, 1), EMPTY, terminal) == [5.0, 0.25]
+
+
+def test_card_ratios_fold_the_transaction_into_the_recent_means_but_not_the_older_one() -> None:
+    layout = VectorLayout(CARD_RATIO_FEATURES)
+    stored = Stored(
+        {
+            "card_tx_count_30d": 10.0, "card_amount_sum_30d": 300.0,  # older: 6 tx, 120
+            "card_tx_count_7d": 4.0, "card_amount_sum_7d": 180.0, "card_amount_max_7d": 60.0,
+            "card_tx_count_1d": 1.0, "card_amount_sum_1d": 20.0,
+        },
+        0,
+    )  # fmt: skip
+    row = layout.build(Request(100.0, 86_400_000), stored, EMPTY)
+    assert row == pytest.approx([20.0, 5.0, 5.0, 100.0 / 60.0, 100.0 / 56.0])
+    # A card never seen: no older level (-1), and the recent means are the amount.
+    assert layout.build(Request(100.0, 1), EMPTY, EMPTY) == [-1.0, -1.0, -1.0, 1.0, 1.0]
