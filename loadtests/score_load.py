@@ -49,7 +49,7 @@ import selectors
 import sys
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -143,6 +143,26 @@ def _pool(spec: PoolSpec) -> TransactionPool:
     return TransactionPool(spec)
 
 
+async def _on_schedule(due_s: list[float], t0: float, give_up_s: float) -> AsyncIterator[int]:
+    """Yields each request's position when it is due (or at once when late), until
+    ``give_up_s`` after ``t0``; late requests go out in bursts of ``LATE_BURST`` with a
+    loop turn between, so that answers get in instead of waiting behind the backlog."""
+    perf, burst = time.perf_counter, 0
+    for j, due in enumerate(due_s):
+        now = perf()
+        if now < t0 + due:
+            await asyncio.sleep(t0 + due - now)
+            burst = 0
+        elif burst >= LATE_BURST:
+            await asyncio.sleep(0)
+            burst = 0
+        else:
+            burst += 1
+        if perf() - t0 > give_up_s:
+            return
+        yield j
+
+
 async def run_open_loop(
     target: Target,
     plan: RunPlan,
@@ -196,19 +216,7 @@ async def run_open_loop(
                 status = exc.code().value[0]
             done[j], code[j] = perf() - t0, status
 
-        burst = 0
-        for j in range(n):
-            now = perf()
-            if now < t0 + due_s[j]:
-                await asyncio.sleep(t0 + due_s[j] - now)
-                burst = 0
-            elif burst >= LATE_BURST:
-                await asyncio.sleep(0)  # let answers in, or they wait behind our backlog
-                burst = 0
-            else:
-                burst += 1
-            if perf() - t0 > give_up_s:
-                break
+        async for j in _on_schedule(due_s, t0, give_up_s):
             request = pool.request(index[j], run_id=run_id, now_ns=time.time_ns())
             task = asyncio.create_task(call(j, request, scores[j % len(scores)]))
             pending.add(task)
@@ -299,19 +307,7 @@ async def run_open_loop_streaming(
                 raise
 
         readers = [asyncio.create_task(stream(k)) for k in range(target.streams)]
-        burst = 0
-        for j in range(n):
-            now = perf()
-            if now < t0 + due_s[j]:
-                await asyncio.sleep(t0 + due_s[j] - now)
-                burst = 0
-            elif burst >= LATE_BURST:
-                await asyncio.sleep(0)
-                burst = 0
-            else:
-                burst += 1
-            if perf() - t0 > give_up_s:
-                break
+        async for j in _on_schedule(due_s, t0, give_up_s):
             request = pool.request(index[j], run_id=run_id, now_ns=time.time_ns())
             request.request_id = str(j)
             k = j % target.streams

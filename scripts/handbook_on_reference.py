@@ -18,13 +18,15 @@ import resource
 import sys
 import time
 
+import pandas as pd
+
 from services.feature_store.reference import load_fdh, reference_features
 from services.producer.config import handbook_dataset_path
 from services.trainer import handbook
 
 
-def main(features: str, out: str | None, nthread: int = 2, grid: str = "handbook") -> None:
-    began = time.time()
+def labelled_reference_rows() -> pd.DataFrame:
+    """Every labelled row of the protocol's folds, from the reference implementation."""
     start, end = handbook.replay_window()
     transactions, labels = load_fdh(handbook_dataset_path(), start, end, sorted_input=True)
     rows = reference_features(transactions, labels)
@@ -33,7 +35,12 @@ def main(features: str, out: str | None, nthread: int = 2, grid: str = "handbook
     rows["is_fraud"] = rows["is_fraud"].fillna(0).astype(int)
     first, last = handbook.rows_window()
     rows = rows.loc[(rows["event_time"] >= first) & (rows["event_time"] < last)]
-    rows = rows.reset_index(drop=True)
+    return rows.reset_index(drop=True)
+
+
+def main(features: str, out: str | None, nthread: int = 2, grid: str = "handbook") -> None:
+    began = time.time()
+    rows = labelled_reference_rows()
     print(f"{len(rows):,} labelled rows in {time.time() - began:.0f} s", flush=True)
     result = handbook.evaluate(
         rows,

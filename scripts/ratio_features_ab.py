@@ -19,23 +19,15 @@ import json
 import sys
 import time
 
+from handbook_on_reference import labelled_reference_rows  # this folder, run as a script
+
 from services.feature_store.definitions import CARD_RATIO_FEATURES
-from services.feature_store.reference import load_fdh, reference_features
-from services.producer.config import handbook_dataset_path
 from services.trainer import handbook
 
 
 def main(grid: str, out: str | None, nthread: int, sets: str = "both") -> None:
     began = time.time()
-    start, end = handbook.replay_window()
-    transactions, labels = load_fdh(handbook_dataset_path(), start, end, sorted_input=True)
-    rows = reference_features(transactions, labels)
-    known = labels.drop_duplicates("transaction_id", keep="last")[["transaction_id", "is_fraud"]]
-    rows = rows.merge(known, on="transaction_id", how="left")
-    rows["is_fraud"] = rows["is_fraud"].fillna(0).astype(int)
-    first, last = handbook.rows_window()
-    rows = rows.loc[(rows["event_time"] >= first) & (rows["event_time"] < last)]
-    rows = rows.reset_index(drop=True)
+    rows = labelled_reference_rows()
     full = list(handbook.FEATURE_SETS["full"])
     without = [f for f in full if f not in CARD_RATIO_FEATURES]
     runs = [("full without ratios", without)] if sets == "both" else []

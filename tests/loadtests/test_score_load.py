@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from loadtests.score_load import (
     Target,
+    _FakeScoring,
     _redacted,
     parse_args,
     run_async,
@@ -291,23 +292,8 @@ class FakeScoring(scoring_pb2_grpc.FraudScoringServicer):
         """Each message answered 2 ms after it arrives, several at once, in order."""
         if dict(context.invocation_metadata()).get("authorization") != f"Bearer {TOKEN}":
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown bearer token")
-        answers: asyncio.Queue = asyncio.Queue()
-
-        async def answer(request):
-            await asyncio.sleep(0.002)
-            return scoring_pb2.ScoreResponse(
-                transaction_id=request.transaction.transaction_id, request_id=request.request_id
-            )
-
-        async def read():
-            async for request in request_iterator:
-                answers.put_nowait(asyncio.ensure_future(answer(request)))
-            answers.put_nowait(None)
-
-        reader = asyncio.ensure_future(read())
-        while (pending := await answers.get()) is not None:
-            yield await pending
-        await reader
+        async for response in _FakeScoring(0.002).ScoreStream(request_iterator, context):
+            yield response
 
 
 def _run_against_fake(
