@@ -33,7 +33,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store", type=Path, help="artifact store root (default $RISKSTREAM_HOME/models)"
     )
-    parser.add_argument("--signing-key", type=Path, help="ed25519 private key (PEM) to sign with")
+    parser.add_argument(
+        "--signing-key",
+        type=Path,
+        help="ed25519 private key (PEM) to sign with (default: the local stack's, "
+        "$RISKSTREAM_HOME/signing/signing_key.pem, when it exists)",
+    )
+    parser.add_argument(
+        "--unsigned",
+        action="store_true",
+        help="do not sign (a stack's scorers refuse unsigned artifacts)",
+    )
     parser.add_argument(
         "--high-impact",
         action="store_true",
@@ -77,7 +87,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     )
     train.add_argument("--offline-root", type=Path, help="offline store root")
     train.add_argument(
-        "--public-key", type=Path, help="ed25519 public key (PEM) verifying the champion"
+        "--public-key",
+        type=Path,
+        help="ed25519 public key (PEM) verifying the champion (default: the local "
+        "stack's, when it exists)",
     )
     _common(train)
     train.set_defaults(func=cmd_train)
@@ -97,6 +110,25 @@ def _config(args: argparse.Namespace, **extra: Any) -> Any:
         high_impact=args.high_impact,
         **extra,
     )
+
+
+def _signing_key(args: argparse.Namespace) -> Any:
+    """The private key to sign with: ``--signing-key``, else the local stack's, else None.
+
+    Why default to the stack's key: ``riskstream up`` makes its scorers verify
+    signatures, so an artifact trained here for that stack must be signed with it.
+    """
+    from services.registry.signing import load_private_key, local_key_pair
+    from services.stack.config import load_stack_config
+
+    if args.unsigned:
+        if args.signing_key:
+            raise RiskstreamError("--unsigned and --signing-key exclude each other")
+        return None
+    if args.signing_key:
+        return load_private_key(args.signing_key)
+    local = local_key_pair(load_stack_config().state_dir).private_key
+    return load_private_key(local) if local.exists() else None
 
 
 def _publisher(args: argparse.Namespace) -> Any:
@@ -131,7 +163,6 @@ def _report(args: argparse.Namespace, run: Any, event: Any, published: bool) -> 
 
 def cmd_train_baseline(args: argparse.Namespace) -> int:
     """Train on simulated data; print a summary (or JSON); publish with ``--publish``."""
-    from services.registry.signing import load_private_key
     from services.registry.store import LocalArtifactStore
     from services.trainer.baseline import train_baseline
     from services.trainer.pipeline import publication
@@ -144,8 +175,9 @@ def cmd_train_baseline(args: argparse.Namespace) -> int:
             n_customers=args.n_customers,
             n_terminals=args.n_terminals,
         )
-        key = load_private_key(args.signing_key) if args.signing_key else None
-        run = train_baseline(config, store=LocalArtifactStore(args.store), signing_key=key)
+        run = train_baseline(
+            config, store=LocalArtifactStore(args.store), signing_key=_signing_key(args)
+        )
         # The baseline starts a registry: it becomes champion if it passes the gate.
         event = publication(run, config, has_champion=False, reason="train-baseline")
         if args.publish:
@@ -163,7 +195,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     Exit status: 0 passed the gate, 3 rejected by it, 1 could not train.
     """
     from services.feature_store.config import FeatureStoreConfig
-    from services.registry.signing import load_private_key, load_public_key
+    from services.registry.signing import load_public_key, local_key_pair
     from services.registry.store import LocalArtifactStore
     from services.stack.config import load_stack_config, local_kafka_settings
     from services.trainer.dataset import FEATURE_SETS
@@ -173,6 +205,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = _config(args, burn_in_days=0)
         stack = load_stack_config()
         offline_root = args.offline_root or FeatureStoreConfig.from_env().offline_root
+        public = args.public_key or local_key_pair(stack.state_dir).public_key
         end = args.end
         if end is not None and end.tzinfo is None:
             raise RiskstreamError(f"--end {args.end} needs a time zone (end it with Z or +00:00)")
@@ -187,8 +220,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             publisher=_publisher(args) if args.publish else None,
             topic=args.topic,
             end=end,
-            signing_key=load_private_key(args.signing_key) if args.signing_key else None,
-            public_key=load_public_key(args.public_key) if args.public_key else None,
+            signing_key=_signing_key(args),
+            public_key=load_public_key(public) if public.exists() or args.public_key else None,
         )
     except RiskstreamError as exc:
         print(f"riskstream train failed: {exc}", file=sys.stderr)

@@ -227,12 +227,18 @@ class Demo:
         )
 
     def _train_first_model(self) -> tuple[Any, events_pb2.ModelVersion]:
+        from services.registry.signing import ensure_local_key_pair, load_private_key
         from services.registry.store import LocalArtifactStore
         from services.trainer.baseline import train_baseline
         from services.trainer.pipeline import publication
 
         trainer = baseline_trainer_config(self.config)
-        run = train_baseline(trainer, store=LocalArtifactStore())  # type: ignore[arg-type]
+        # Signed with the private stack's key (made here or by its `up`, whichever is
+        # first): the stack's scorers refuse unsigned artifacts.
+        keys = ensure_local_key_pair(load_stack_config().state_dir)
+        run = train_baseline(  # type: ignore[arg-type]
+            trainer, store=LocalArtifactStore(), signing_key=load_private_key(keys.private_key)
+        )
         event = publication(run, trainer, has_champion=False,  # type: ignore[arg-type]
                             reason="riskstream demo: first model")  # fmt: skip
         if event.status != events_pb2.MODEL_STATUS_CHAMPION:

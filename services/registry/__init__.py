@@ -43,10 +43,13 @@ from services.registry.calibration import Calibration
 from services.registry.errors import ArtifactRejected, RejectReason
 from services.registry.metadata import ModelMetadata, Thresholds, TimeWindow
 from services.registry.signing import (
+    ensure_key_pair,
+    ensure_local_key_pair,
     generate_key_pair,
     key_id,
     load_private_key,
     load_public_key,
+    local_key_pair,
     sign_digest,
     verify_digest,
 )
@@ -62,11 +65,14 @@ __all__ = [
     "RejectReason",
     "Thresholds",
     "TimeWindow",
+    "ensure_key_pair",
+    "ensure_local_key_pair",
     "generate_key_pair",
     "key_id",
     "load_artifact",
     "load_private_key",
     "load_public_key",
+    "local_key_pair",
     "sha256_hex",
     "sign_digest",
     "verify_digest",

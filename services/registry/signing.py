@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from services.common.errors import ConfigError
 
 PRIVATE_KEY_FILE = "signing_key.pem"
 PUBLIC_KEY_FILE = "signing_key.pub.pem"
+#: The local stack's key pair lives in ``<state>/signing`` (``riskstream up`` makes it).
+LOCAL_SIGNING_DIR = "signing"
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,49 @@ def generate_key_pair(directory: Path) -> KeyPairPaths:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+    return paths
+
+
+def local_key_pair(state_dir: Path) -> KeyPairPaths:
+    """Where the local stack's key pair is (or will be): ``<state_dir>/signing``."""
+    directory = state_dir / LOCAL_SIGNING_DIR
+    return KeyPairPaths(directory / PRIVATE_KEY_FILE, directory / PUBLIC_KEY_FILE)
+
+
+def ensure_local_key_pair(state_dir: Path) -> KeyPairPaths:
+    """The local stack's key pair (:func:`local_key_pair`), generated on first use."""
+    return ensure_key_pair(state_dir / LOCAL_SIGNING_DIR)
+
+
+def ensure_key_pair(directory: Path, *, wait_s: float = 5.0) -> KeyPairPaths:
+    """The key pair in ``directory``, generated on first use.
+
+    Why: signing is on by default in the local stack, so whichever process needs the
+    pair first (``riskstream up``, the demo's first training) creates it, and the
+    others find it. Safe against a concurrent creator: the private key is created
+    with ``O_EXCL``, and a loser waits up to ``wait_s`` for the winner's public key.
+
+    Raises:
+        ConfigError: only one of the two files exists (a half pair is never
+            completed or replaced: a new private key would orphan every signature).
+    """
+    paths = KeyPairPaths(directory / PRIVATE_KEY_FILE, directory / PUBLIC_KEY_FILE)
+    if not paths.private_key.exists() and not paths.public_key.exists():
+        try:
+            return generate_key_pair(directory)
+        except (ConfigError, FileExistsError):
+            pass  # another process is creating it right now
+    deadline = time.monotonic() + wait_s
+    while paths.private_key.exists() and not paths.public_key.exists():
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if paths.private_key.exists() != paths.public_key.exists():
+        present = paths.private_key if paths.private_key.exists() else paths.public_key
+        raise ConfigError(
+            f"half a signing key pair in {directory}: only {present.name} is there; "
+            "restore the other file or remove both to start a new pair"
+        )
     return paths
 
 

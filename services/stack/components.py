@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +64,28 @@ class Component:
     def health(self) -> Health:
         """Ask the component itself whether it serves (not just whether a port is open)."""
         raise NotImplementedError
+
+    #: Settings naming the local signing key pair: variable -> "public" or "private".
+    #: Why: artifact signing is on by default in the stack; each service that signs
+    #: or verifies is pointed at ``<state>/signing`` unless its variable is set.
+    signing_settings: Mapping[str, str] = {}
+
+    def environment(self) -> dict[str, str] | None:
+        """The process environment: ours plus the signing key settings (None: ours).
+
+        Creates the local key pair on first use. A variable already set (to a key
+        elsewhere, or to "" for an unsigned stack) is left as it is.
+        """
+        if not self.signing_settings:
+            return None
+        from services.registry.signing import ensure_local_key_pair
+
+        pair = ensure_local_key_pair(self.config.state_dir)
+        env = dict(os.environ)
+        for variable, which in self.signing_settings.items():
+            path = pair.public_key if which == "public" else pair.private_key
+            env.setdefault(variable, str(path))
+        return env
 
 
 class KafkaComponent(Component):
@@ -300,6 +324,7 @@ class ServiceComponent(Component):
         module: the ``python -m`` module to run.
         group_id: the consumer group it joins.
         topics: the topics it consumes (for its lag).
+        signing_settings: its signing key variables (see :attr:`Component.signing_settings`).
     """
 
     def __init__(
@@ -310,9 +335,12 @@ class ServiceComponent(Component):
         module: str,
         group_id: str,
         topics: tuple[str, ...],
+        signing_settings: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         super().__init__(config)
+        if signing_settings is not None:
+            self.signing_settings = signing_settings
         self.module = module
         self.group_id = group_id
         self.topics = topics
@@ -350,6 +378,7 @@ class ScorerComponent(Component):
     """
 
     name = "scoring"
+    signing_settings = {"RISKSTREAM_SCORING_PUBLIC_KEY_FILE": "public"}
 
     def __init__(self, config: StackConfig) -> None:
         super().__init__(config)
@@ -405,6 +434,7 @@ class ControllerComponent(Component):
     name = "controller"
     #: A loop that has not stepped for this long is stalled.
     STALL_S = 30.0
+    signing_settings = {"RISKSTREAM_CONTROLLER_PUBLIC_KEY_FILE": "public"}
 
     def __init__(self, config: StackConfig) -> None:
         super().__init__(config)
@@ -465,6 +495,7 @@ class DriftComponent(ServiceComponent):
 
     #: A timer that has not run for this long means a stalled app.
     STALL_S = 30.0
+    signing_settings = {"RISKSTREAM_DRIFT_PUBLIC_KEY_FILE": "public"}
 
     def __init__(self, config: StackConfig) -> None:
         from services.drift.config import DriftConfig
@@ -538,5 +569,9 @@ def all_components(config: StackConfig) -> list[Component]:
             module="services.trainer",
             group_id="riskstream-trainer",
             topics=("retrain-requests",),
+            signing_settings={
+                "RISKSTREAM_TRAINER_SIGNING_KEY_FILE": "private",
+                "RISKSTREAM_TRAINER_PUBLIC_KEY_FILE": "public",
+            },
         ),
     ]

@@ -94,7 +94,7 @@ class Stack:
             if port_open(port):
                 raise PortInUseError(component=component.name, port=port, holder=port_holder(port))
         argv = component.prepare()
-        pid = component.process.spawn(argv)
+        pid = component.process.spawn(argv, env=component.environment())
         self.progress(f"{component.name}: starting (pid {pid}) ...")
         healthy = wait_until(
             lambda: component.process.alive() and component.health().ok,
