@@ -3,9 +3,10 @@
 Every command reads ``model-updates`` from its beginning (no consumer group), folds
 it into a catalog (:mod:`services.registry.catalog`) and, for ``prune`` and
 ``approve``, publishes transitions that carry each version's whole record forward.
-``approve`` needs the scorer's admin token (``RISKSTREAM_ADMIN_TOKEN`` or
-``--token-file``), checked against the scorer's tokens file. Heavy imports (Kafka,
-protobuf) happen inside the commands, so the rest of the CLI starts fast.
+``approve`` needs an admin token of the scorer (``RISKSTREAM_ADMIN_TOKEN`` or
+``--token-file``), checked against the scorer's tokens file, and records its
+holder. Heavy imports (Kafka, protobuf) happen inside the commands, so the rest of
+the CLI starts fast.
 
 Exit codes: 0 done; 1 the log could not be read or written, or a card is
 malformed; 2 refused (unknown version, no or wrong token, a version that cannot be
@@ -22,14 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from services.common.errors import RiskstreamError
+from services.scoring.auth import ADMIN_TOKEN_ENV
 
 if TYPE_CHECKING:
     from services.registry.catalog import Catalog, ModelEntry, VersionEntry
     from services.registry.config import RegistryConfig
+    from services.scoring.auth import Principal
 
 #: Metrics ``riskstream models`` shows in its table.
 KEY_METRICS = ("average_precision", "roc_auc", "ece")
-ADMIN_TOKEN_ENV = "RISKSTREAM_ADMIN_TOKEN"
 
 
 def _common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
@@ -71,7 +73,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
         "approve", help="approve a version (high-impact models need it past canary); admin only"
     )
     approve.add_argument("version")
-    approve.add_argument("--by", help="who approves (default: the token's principal, admin)")
+    approve.add_argument(
+        "--by",
+        help="who approves: checked against the token's holder (per-person admin tokens "
+        "name people; a shared one only 'admin')",
+    )
     approve.add_argument(
         "--token-file", type=Path, help=f"file holding the admin token (default ${ADMIN_TOKEN_ENV})"
     )
@@ -291,8 +297,8 @@ def _admin_token(args: argparse.Namespace) -> str:
     return token
 
 
-def _check_admin(token: str) -> None:
-    """Refuse unless ``token`` is the scorer's admin token (the scorer's own loader)."""
+def _check_admin(token: str) -> Principal:
+    """Who holds ``token``, refused unless an admin of the scorer (its own loader)."""
     from services.common.errors import ConfigError
     from services.scoring.auth import ADMIN, TokenAuthority
     from services.scoring.config import ScoringConfig
@@ -300,9 +306,28 @@ def _check_admin(token: str) -> None:
     tokens_file = ScoringConfig.from_env().tokens_file
     if tokens_file is None:
         raise ConfigError("no scorer tokens file is configured to check the admin token against")
-    role = TokenAuthority.from_file(tokens_file).role_of(f"Bearer {token}")
-    if role != ADMIN:
-        raise ConfigError(f"the token's role is {role!r}; approving needs {ADMIN!r}")
+    principal = TokenAuthority.from_file(tokens_file).principal_of(f"Bearer {token}")
+    if principal.role != ADMIN:
+        raise ConfigError(f"the token's role is {principal.role!r}; approving needs {ADMIN!r}")
+    return principal
+
+
+def _approver(principal: Principal, claimed: str | None) -> str:
+    """The name an approval is recorded under: the token's holder, never a free claim.
+
+    Why: ``approved_by`` lets a high-impact model past canary, so it must name who
+    authenticated. A per-person token names its holder; a role's shared token names
+    only "admin". ``--by`` is checked against that name, not believed.
+    """
+    from services.common.errors import ConfigError
+
+    if claimed is not None and claimed != principal.name:
+        held = principal.name if principal.personal else "the shared admin token"
+        raise ConfigError(
+            f"--by {claimed!r}, but the token is {held}'s: approvals are recorded under "
+            "the token's holder (issue per-person admin tokens to name people)"
+        )
+    return principal.name
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
@@ -312,10 +337,9 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
     try:
         config = _config()
-        _check_admin(_admin_token(args))
+        by = _approver(_check_admin(_admin_token(args)), args.by)
     except RiskstreamError as exc:
         return _fail("approve", exc, 2)
-    by = args.by or "admin"
     try:
         entry = _entry(args, config, _read(args, config))
         event = approval(entry, by)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -90,13 +91,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace, role: str):  # type: ignore[no-untyped-def]
+    from services.scoring.auth import ADMIN_TOKEN_ENV
     from services.scoring.client import ScoringClient, read_token
     from services.scoring.config import ScoringConfig
 
     config = ScoringConfig.from_env()
     tokens = args.tokens_file or config.tokens_file or config.state_dir / "scoring" / "tokens.json"
     target = args.target or f"127.0.0.1:{config.port}"
-    return ScoringClient(target, read_token(tokens, role), tls_ca=args.tls_ca)
+    own = os.environ.get(ADMIN_TOKEN_ENV, "").strip() if role == "admin" else ""
+    return ScoringClient(target, own or read_token(tokens, role), tls_ca=args.tls_ca)
 
 
 def _transaction(args: argparse.Namespace) -> events_pb2.Transaction:

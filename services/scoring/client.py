@@ -10,6 +10,7 @@ import grpc
 
 from riskstream.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
 from services.common.errors import ConfigError
+from services.scoring.auth import ADMIN_TOKEN_ENV
 
 
 def read_token(tokens_file: Path, role: str) -> str:
@@ -20,11 +21,17 @@ def read_token(tokens_file: Path, role: str) -> str:
     """
     try:
         tokens = json.loads(tokens_file.read_text())
-        return str(tokens[role])
+        token = tokens[role]
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(
             f"no {role!r} token in {tokens_file} ({exc}); is the scorer up (`riskstream up`)?"
         ) from exc
+    if not isinstance(token, str):
+        raise ConfigError(
+            f"the {role!r} role has per-person tokens in {tokens_file}: present your own "
+            f"({ADMIN_TOKEN_ENV})"
+        )
+    return token
 
 
 class ScoringClient:

@@ -31,7 +31,8 @@ CANARY = events_pb2.MODEL_STATUS_CANARY
 CHAMPION = events_pb2.MODEL_STATUS_CHAMPION
 REJECTED = events_pb2.MODEL_STATUS_REJECTED
 ARCHIVED = events_pb2.MODEL_STATUS_ARCHIVED
-TOKENS = {"score": "s" * 32, "admin": "a" * 32}
+#: A shared score token; admin tokens issued per person, so approvals name someone.
+TOKENS = {"score": "s" * 32, "admin": {"alice": "a" * 32, "bob": "b" * 32}}
 
 
 def card(version: str, day: int) -> ModelCard:
@@ -154,14 +155,18 @@ def test_list_show_approve_and_prune(
     assert code == 2 and "role is 'score'" in err
     monkeypatch.delenv("RISKSTREAM_ADMIN_TOKEN")
     token_file = tmp_path / "admin.token"
-    token_file.write_text(TOKENS["admin"] + "\n")
+    token_file.write_text(TOKENS["admin"]["alice"] + "\n")
     code, _, err = run(capsys, "approve", "v3", "--topic", topic, "--token-file", str(token_file))
     assert code == 2 and "fraud-xgb/v3 is rejected" in err
     refused = [e for e in read_model_updates(kafka_settings, topic=topic) if e.approved_by]
     assert refused == []  # nothing was published by the refusals
-    code, out, _ = run(
-        capsys, "approve", "v2", "--topic", topic, "--token-file", str(token_file), "--by", "alice"
+    # --by is checked against the token's holder, never believed
+    code, _, err = run(
+        capsys, "approve", "v2", "--topic", topic, "--token-file", str(token_file), "--by", "bob"
     )
+    assert code == 2 and "--by 'bob', but the token is alice's" in err
+    assert [e for e in read_model_updates(kafka_settings, topic=topic) if e.approved_by] == []
+    code, out, _ = run(capsys, "approve", "v2", "--topic", topic, "--token-file", str(token_file))
     assert code == 0 and out.strip() == "approved fraud-xgb/v2 (canary) by alice"
     approved = read_model_updates(kafka_settings, topic=topic)[-1]
     assert (approved.version, approved.status, approved.approved_by) == ("v2", CANARY, "alice")
