@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,7 +44,12 @@ from services.scoring.publisher import KafkaScorePublisher
 from services.scoring.routing import CardHasher
 from services.scoring.scorer import Scorer
 from services.scoring.server import FraudScoringServicer, ModelAdminServicer
-from services.scoring.telemetry import NullScoringTelemetry, ScoringTelemetry, prometheus_or_null
+from services.scoring.telemetry import (
+    MULTIPROC_DIR_ENV,
+    NullScoringTelemetry,
+    ScoringTelemetry,
+    prometheus_or_null,
+)
 from services.stack.config import local_kafka_settings
 
 log = logging.getLogger("services.scoring")
@@ -114,9 +121,11 @@ async def start(
         kafka: Kafka connection (default: the local stack's).
         telemetry: metrics (default: Prometheus on ``config.metrics_host:metrics_port``).
     """
+    # Workers 1..n-1 serve no endpoint but record into the shared directory.
+    recorded = bool(config.metrics_port or os.environ.get(MULTIPROC_DIR_ENV))
     telemetry = telemetry or (
         prometheus_or_null(config.metrics_port, host=config.metrics_host)
-        if config.metrics_port
+        if recorded
         else NullScoringTelemetry()
     )
     kafka = kafka or local_kafka_settings("riskstream-scorer")
@@ -276,7 +285,12 @@ def main() -> None:
     )
     config = ScoringConfig.from_env()
     children: list[subprocess.Popen[bytes]] = []
+    metrics_dir = None
     if config.workers > 1 and WORKER_INDEX_ENV not in os.environ:
+        # Every worker writes its metrics here and worker 0 serves their sum; set
+        # before any worker (this one included) imports prometheus-client.
+        metrics_dir = tempfile.mkdtemp(prefix="riskstream-scorer-metrics-")
+        os.environ[MULTIPROC_DIR_ENV] = metrics_dir
         children = _spawn_workers(config)
     try:
         with contextlib.suppress(KeyboardInterrupt):
@@ -286,6 +300,8 @@ def main() -> None:
             child.terminate()
         for child in children:
             child.wait(30)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     sys.exit(0)
 
 

@@ -2,12 +2,18 @@
 
 RPC latency and status counts are observed by the interceptor
 (:meth:`ScoringTelemetry.on_rpc`); the request path reports what it decided.
+
+Several workers (``RISKSTREAM_SCORING_WORKERS`` > 1) share one metrics endpoint:
+the scorer's ``__main__`` sets :data:`MULTIPROC_DIR_ENV` for every worker before
+prometheus-client is imported, each worker writes its counters and histograms
+there, and worker 0 serves them summed (prometheus-client's multiprocess mode).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -16,6 +22,9 @@ log = logging.getLogger(__name__)
 #: dashboard and an alert see the series before the first fallback.
 FALLBACK_REASONS = ("deadline", "features_unavailable", "no_model", "model_error")
 _SCORE_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+
+#: prometheus-client's multiprocess directory (read once, when it is first imported).
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
@@ -84,7 +93,15 @@ class PrometheusScoringTelemetry:
     """
 
     def __init__(self, port: int | None, *, host: str) -> None:
-        from prometheus_client import Counter, Gauge, Histogram, start_http_server
+        from prometheus_client import (
+            REGISTRY,
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            Histogram,
+            multiprocess,
+            start_http_server,
+        )
 
         self._rpc = Histogram(
             "riskstream_scoring_rpc_seconds",
@@ -139,18 +156,17 @@ class PrometheusScoringTelemetry:
         self._refused = Counter(
             "riskstream_scoring_models_refused_total", "Artifacts refused, by reason", ["reason"]
         )
-        self._loaded = Gauge(
-            "riskstream_scoring_model_loaded",
-            "1 for each loaded version, labelled by its role",
-            ["model_version", "role"],
+        self._rollout = RolloutCollector()
+        # Summed over live workers; 1 per worker, so the endpoint says how many report.
+        self._in_flight = Gauge(
+            "riskstream_scoring_in_flight", "Requests being handled", multiprocess_mode="livesum"
         )
-        self._created = Gauge(
-            "riskstream_scoring_model_created_timestamp_seconds",
-            "When each loaded version was trained (its card's created_at), by role",
-            ["model_version", "role"],
+        self._workers = Gauge(
+            "riskstream_scoring_workers",
+            "Scorer processes whose metrics this endpoint sums",
+            multiprocess_mode="livesum",
         )
-        self._canary_weight = Gauge("riskstream_scoring_canary_weight", "Canary share of cards")
-        self._in_flight = Gauge("riskstream_scoring_in_flight", "Requests being handled")
+        self._workers.set(1)
         # Label sets repeat (a few methods, codes, routes, versions): each child is
         # looked up once and kept, so a request pays for observe() alone (``labels()``
         # validates and hashes its arguments and takes a lock on every call).
@@ -160,8 +176,13 @@ class PrometheusScoringTelemetry:
         self._scores_child = _Children(self._scores.labels)
         self._decisions_child = _Children(self._decisions.labels)
         self._inference_child = _Children(self._inference.labels)
+        registry = REGISTRY
+        if os.environ.get(MULTIPROC_DIR_ENV):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        registry.register(self._rollout)
         if port:
-            start_http_server(port, addr=host)
+            start_http_server(port, addr=host, registry=registry)
 
     def on_rpc(self, method: str, code: str, seconds: float) -> None:
         """Observe one RPC."""
@@ -203,17 +224,57 @@ class PrometheusScoringTelemetry:
     ) -> None:
         """Replace the loaded versions (version → role), their training times and the
         canary weight."""
-        self._loaded.clear()
-        self._created.clear()
-        for version, role in versions.items():
-            self._loaded.labels(version, role).set(1)
-            if version in created:
-                self._created.labels(version, role).set(created[version])
-        self._canary_weight.set(canary_weight)
+        self._rollout.replace(versions, canary_weight, created)
 
     def set_in_flight(self, n: int) -> None:
         """Current requests in flight (queue depth)."""
         self._in_flight.set(n)
+
+
+class RolloutCollector:
+    """The loaded versions, their training times and the canary weight, read on scrape.
+
+    Why a collector and not gauges: a rollout replaces the whole set, and in
+    multiprocess mode a gauge's removed label sets stay in its files (an unloaded
+    version would be reported forever). The endpoint's own process reports it; every
+    worker follows the same ``model-updates`` log, so any one of them is the fleet's.
+    """
+
+    def __init__(self) -> None:
+        # One tuple, replaced whole: a scrape (the HTTP server's thread) sees one state.
+        self._state: tuple[dict[str, str], dict[str, float], float] = ({}, {}, 0.0)
+
+    def replace(
+        self, versions: Mapping[str, str], canary_weight: float, created: Mapping[str, float]
+    ) -> None:
+        """The new state (version → role; version → training time)."""
+        self._state = (dict(versions), dict(created), canary_weight)
+
+    def collect(self) -> Iterator[Any]:
+        """``riskstream_scoring_model_loaded``, ``…_model_created_timestamp_seconds``
+        and ``riskstream_scoring_canary_weight`` as they are now."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        versions, created, canary_weight = self._state
+        loaded = GaugeMetricFamily(
+            "riskstream_scoring_model_loaded",
+            "1 for each loaded version, labelled by its role",
+            labels=["model_version", "role"],
+        )
+        trained = GaugeMetricFamily(
+            "riskstream_scoring_model_created_timestamp_seconds",
+            "When each loaded version was trained (its card's created_at), by role",
+            labels=["model_version", "role"],
+        )
+        for version, role in versions.items():
+            loaded.add_metric([version, role], 1.0)
+            if version in created:
+                trained.add_metric([version, role], created[version])
+        yield loaded
+        yield trained
+        yield GaugeMetricFamily(
+            "riskstream_scoring_canary_weight", "Canary share of cards", value=canary_weight
+        )
 
 
 class _Children:

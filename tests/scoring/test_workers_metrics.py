@@ -1,0 +1,106 @@
+"""Several scorer workers, one metrics endpoint: worker 0 serves every worker's sum.
+
+A real two-worker scorer (``RISKSTREAM_SCORING_WORKERS=2``, SO_REUSEPORT) takes
+Score calls on many connections, which the kernel spreads over both workers. Its
+metrics endpoint must count every call, not worker 0's share, and say that two
+workers report.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from riskstream.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
+from services.scoring.testing import ScorerProcess
+from services.stack import StackConfig
+
+pytestmark = pytest.mark.integration
+
+SCORE = "Score"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _score_calls(samples: dict, code: str = "OK") -> float:
+    key = ("riskstream_scoring_rpc_seconds_count", (("code", code), ("method", SCORE)))
+    return samples.get(key, 0.0)
+
+
+def test_two_workers_metrics_are_summed_on_one_endpoint(
+    running_stack: StackConfig, make_topic, tmp_path: Path
+) -> None:
+    tokens = {"score": "s-" + uuid.uuid4().hex, "admin": "a-" + uuid.uuid4().hex}
+    (tmp_path / "tokens.json").write_text(json.dumps(tokens))
+    metrics_port = _free_port()
+    env = {
+        "RISKSTREAM_KAFKA_BOOTSTRAP": running_stack.kafka.bootstrap_servers,
+        "RISKSTREAM_SCORING_WORKERS": "2",
+        "RISKSTREAM_SCORING_METRICS_PORT": str(metrics_port),
+        "RISKSTREAM_SCORING_REDIS_URL": f"redis://127.0.0.1:{running_stack.redis.port}/0",
+        "RISKSTREAM_SCORING_MODEL_UPDATES_TOPIC": make_topic("model-updates", dlq=False),
+        "RISKSTREAM_SCORING_SCORES_TOPIC": make_topic("scores", dlq=False),
+        "RISKSTREAM_SCORING_STATE_DIR": str(tmp_path),
+        "RISKSTREAM_SCORING_TOKENS_FILE": str(tmp_path / "tokens.json"),
+        "RISKSTREAM_SCORING_CARD_HASH_KEY_FILE": str(tmp_path / "card.key"),
+        "RISKSTREAM_SCORING_PUBLIC_KEY_FILE": "",
+    }
+    scorer = ScorerProcess(env, tmp_path / "scorer.log")
+    auth = [("authorization", f"Bearer {tokens['score']}")]
+    try:
+        deadline = time.monotonic() + 30
+        while _samples(metrics_port).get(("riskstream_scoring_workers", ()), 0) < 2:
+            assert time.monotonic() < deadline, "the second worker never reported"
+            time.sleep(0.2)
+        before = _score_calls(_samples(metrics_port))
+        sent = 0
+        # 24 connections: the kernel hashes each to a worker, so both get some
+        # (all on one worker has probability 2 ** -23).
+        for i in range(24):
+            channel = grpc.insecure_channel(
+                f"127.0.0.1:{scorer.port}", options=[("grpc.use_local_subchannel_pool", 1)]
+            )
+            with channel:
+                stub = scoring_pb2_grpc.FraudScoringStub(channel)
+                for j in range(5):
+                    tx = events_pb2.Transaction(
+                        transaction_id=f"tx-{i}-{j}", card_id=f"card-{i}", terminal_id="term-1",
+                        amount=25.0, currency="EUR", channel=events_pb2.CHANNEL_ECOMMERCE,
+                        country="FR",
+                    )  # fmt: skip
+                    tx.event_time.GetCurrentTime()
+                    stub.Score(scoring_pb2.ScoreRequest(transaction=tx), metadata=auth, timeout=5)
+                    sent += 1
+        samples = _samples(metrics_port)
+        assert _score_calls(samples) - before == sent == 120
+        no_model = ("riskstream_scoring_fallbacks_total", (("reason", "no_model"),))
+        assert samples[no_model] == 120  # the decisions too: rules, no model published
+        assert samples[("riskstream_scoring_workers", ())] == 2
+        assert samples[("riskstream_scoring_in_flight", ())] == 0
+        # No model yet: the rollout state (reported once, not summed) is empty.
+        assert samples[("riskstream_scoring_canary_weight", ())] == 0
+        assert not [k for k in samples if k[0] == "riskstream_scoring_model_loaded"]
+    finally:
+        scorer.stop()
