@@ -80,6 +80,11 @@ def _card_ratios(r: Request, c: Stored) -> tuple[float, ...]:
     )
 
 
+def _filled_by_build(r: Request, c: Stored, t: Stored) -> float:
+    """A placeholder: :meth:`VectorLayout.build` computes the ratios once a row."""
+    return math.nan
+
+
 def _card_step(name: str) -> _Step:
     if name == "card_seconds_since_prev":
 
@@ -98,8 +103,7 @@ def _card_step(name: str) -> _Step:
 
         return ratio
     if name in CARD_RATIO_FEATURES:
-        position = CARD_RATIO_FEATURES.index(name)
-        return lambda r, c, t: _card_ratios(r, c)[position]
+        return _filled_by_build
     family, _, window = name.rpartition("_")
     if family == "card_tx_count":
         return lambda r, c, t: _get(c.values, name) + 1.0
@@ -166,7 +170,18 @@ class VectorLayout:
                 raise ValueError(f"{name!r} is not a riskstream feature")
         self.feature_names = tuple(feature_names)
         self._steps = tuple(steps)
+        # (row position, ratio position): the five ratios share one computation.
+        self._ratio_slots = tuple(
+            (i, CARD_RATIO_FEATURES.index(name))
+            for i, name in enumerate(feature_names)
+            if name in CARD_RATIO_FEATURES
+        )
 
     def build(self, request: Request, card: Stored, terminal: Stored) -> list[float]:
         """The input row for one transaction (a new list; inputs are not touched)."""
-        return [step(request, card, terminal) for step in self._steps]
+        row = [step(request, card, terminal) for step in self._steps]
+        if self._ratio_slots:
+            ratios = _card_ratios(request, card)
+            for i, k in self._ratio_slots:
+                row[i] = ratios[k]
+        return row

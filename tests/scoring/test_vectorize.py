@@ -68,3 +68,19 @@ def test_card_ratios_fold_the_transaction_into_the_recent_means_but_not_the_olde
     assert row == pytest.approx([20.0, 5.0, 5.0, 100.0 / 60.0, 100.0 / 56.0])
     # A card never seen: no older level (-1), and the recent means are the amount.
     assert layout.build(Request(100.0, 1), EMPTY, EMPTY) == [-1.0, -1.0, -1.0, 1.0, 1.0]
+
+
+def test_ratios_are_placed_by_name_among_other_features_and_computed_once_a_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import services.scoring.vectorize as vectorize
+
+    names = ("card_amount_to_mean_7d", "tx_amount", "card_amount_mean_7_30d", "card_tx_count_1d")
+    stored = Stored({"card_tx_count_30d": 3.0, "card_amount_sum_30d": 90.0}, 0)  # older: 3, 90
+    calls = []
+    real = vectorize._card_ratios
+    monkeypatch.setattr(vectorize, "_card_ratios", lambda r, c: calls.append(1) or real(r, c))
+    row = VectorLayout(names).build(Request(60.0, 1), stored, EMPTY)
+    assert row == [1.0, 60.0, 30.0, 1.0] and len(calls) == 1
+    assert VectorLayout(("tx_amount",)).build(Request(60.0, 1), stored, EMPTY) == [60.0]
+    assert len(calls) == 1  # a model without ratios never computes them
