@@ -104,3 +104,61 @@ def test_an_invalid_request_is_raised_after_the_answers_before_it() -> None:
 def test_a_window_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="stream_window"):
         FraudScoringServicer(SlowScorer(), stream_window=0)  # type: ignore[arg-type]
+
+
+class StallingScorer(SlowScorer):
+    """Answers the first three requests, then takes 5 s a call; counts cancellations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cancelled = 0
+
+    async def score(self, tx: Transaction, *, explain: bool, time_remaining_s: float | None):
+        try:
+            if int(tx.transaction_id.rsplit("-", 1)[1]) >= 3:
+                self.running += 1
+                await asyncio.sleep(5.0)
+            return await super().score(tx, explain=explain, time_remaining_s=time_remaining_s)
+        except asyncio.CancelledError:
+            self.running -= 1
+            self.cancelled += 1
+            raise
+
+
+def test_a_cancelled_stream_stops_reading_and_cancels_the_scoring_in_flight() -> None:
+    scorer = StallingScorer()
+    servicer = FraudScoringServicer(scorer, stream_window=8)  # type: ignore[arg-type]
+    pulled: list[int] = []
+
+    async def endless() -> AsyncIterator[scoring_pb2.ScoreRequest]:
+        i = 0
+        while True:  # a client that would send for ever
+            pulled.append(i)
+            yield request(i)
+            i += 1
+            await asyncio.sleep(0)
+
+    async def run() -> tuple[list[str], int, int, int, int, int]:
+        answered: list[str] = []
+
+        async def consume() -> None:
+            async for response in servicer.ScoreStream(endless(), Context()):  # type: ignore[arg-type]
+                answered.append(response.request_id)
+
+        task = asyncio.create_task(consume())  # as grpc.aio runs a handler
+        while len(answered) < 3 or scorer.running < 8:
+            await asyncio.sleep(0.001)
+        in_flight = scorer.running  # the window, full of stalled calls
+        task.cancel()  # what grpc.aio does when the client cancels
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        at_cancel = len(pulled)
+        await asyncio.sleep(0.1)
+        # Read here: leaving asyncio.run would cancel whatever is left anyway.
+        return answered, at_cancel, len(pulled), in_flight, scorer.cancelled, scorer.running
+
+    answered, at_cancel, later, in_flight, cancelled, running = asyncio.run(run())
+    assert answered == ["r0", "r1", "r2"]
+    assert later == at_cancel  # the reader stopped pulling requests
+    # The window's stalled calls were all cancelled at once, none left running.
+    assert in_flight == cancelled == 8 and running == 0
