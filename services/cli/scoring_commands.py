@@ -10,8 +10,6 @@ lists the loaded versions and changes the canary weight, promotes or rolls back
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
 import os
 import sys
 import uuid
@@ -33,6 +31,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     serve.add_argument("--device", choices=["cpu", "cuda", "auto"], help="inference device")
     serve.add_argument("--max-batch-size", type=int, help="rows per inference call")
     serve.add_argument("--max-wait-us", type=int, help="how long a batch waits for company")
+    serve.add_argument("--workers", type=int, help="scorer processes sharing the port (default 1)")
     serve.set_defaults(func=cmd_serve)
 
     score = sub.add_parser("score", help="score one transaction and print the response")
@@ -67,26 +66,26 @@ def _connection_args(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the scorer until SIGINT / SIGTERM."""
-    import logging
+    """Run the scorer until SIGINT / SIGTERM (``python -m services.scoring``'s entry).
 
-    from services.scoring.__main__ import serve
-    from services.scoring.config import ScoringConfig
+    The flags become ``RISKSTREAM_SCORING_*`` settings, so this runs exactly what the
+    stack runs: with ``--workers`` > 1 the extra worker processes and their shared
+    metrics endpoint included.
+    """
+    from services.scoring.__main__ import main
 
-    overrides = {
-        k: v
-        for k, v in {
-            "host": args.host,
-            "port": args.port,
-            "device": args.device,
-            "max_batch_size": args.max_batch_size,
-            "max_wait_us": args.max_wait_us,
-        }.items()
-        if v is not None
+    flags = {
+        "HOST": args.host,
+        "PORT": args.port,
+        "DEVICE": args.device,
+        "MAX_BATCH_SIZE": args.max_batch_size,
+        "MAX_WAIT_US": args.max_wait_us,
+        "WORKERS": args.workers,
     }
-    config = dataclasses.replace(ScoringConfig.from_env(), **overrides)
-    logging.getLogger().setLevel(logging.INFO)
-    asyncio.run(serve(config))
+    for name, value in flags.items():
+        if value is not None:
+            os.environ[f"RISKSTREAM_SCORING_{name}"] = str(value)
+    main()
     return 0
 
 

@@ -104,3 +104,28 @@ def test_two_workers_metrics_are_summed_on_one_endpoint(
         assert not [k for k in samples if k[0] == "riskstream_scoring_model_loaded"]
     finally:
         scorer.stop()
+
+
+def test_riskstream_serve_runs_the_same_entry_with_its_flags_as_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    import services.scoring.__main__ as entry
+    from services.cli.__main__ import main as cli
+
+    seen: dict[str, str] = {}
+
+    def fake_main() -> None:  # the process boundary: what it would read, not a server
+        seen.update({k: v for k, v in os.environ.items() if k.startswith("RISKSTREAM_SCORING_")})
+
+    # Registered with monkeypatch first, so what the command writes is undone after.
+    for name in ("WORKERS", "PORT", "MAX_BATCH_SIZE"):
+        monkeypatch.setenv(f"RISKSTREAM_SCORING_{name}", "1")
+    monkeypatch.delenv("RISKSTREAM_SCORING_HOST", raising=False)
+    monkeypatch.setattr(entry, "main", fake_main)
+    assert cli(["serve", "--workers", "2", "--port", "50999", "--max-batch-size", "32"]) == 0
+    assert seen["RISKSTREAM_SCORING_WORKERS"] == "2"
+    assert seen["RISKSTREAM_SCORING_PORT"] == "50999"
+    assert seen["RISKSTREAM_SCORING_MAX_BATCH_SIZE"] == "32"
+    assert "RISKSTREAM_SCORING_HOST" not in seen  # unset flags leave the settings alone
