@@ -318,6 +318,7 @@ class PipelinedRedisFeatureReader:
 
     async def _open(self) -> _RespConnection:
         loop = asyncio.get_running_loop()
+        connection: _RespConnection | None = None
         try:
             async with asyncio.timeout(self._timeout_s):
                 _, connection = await loop.create_connection(
@@ -331,6 +332,8 @@ class PipelinedRedisFeatureReader:
                             connection.abort(OnlineStoreError(f"connecting: {reply}"))
                             raise OnlineStoreError(f"connecting to Redis: {reply}", retryable=False)
         except (OSError, TimeoutError) as e:
+            if connection is not None:  # connected, but AUTH / SELECT never answered
+                connection.abort(OnlineStoreError(f"connecting to Redis: {e!r}"))
             raise OnlineStoreError(f"connecting to Redis: {e!r}") from e
         self._connection = connection
         return connection

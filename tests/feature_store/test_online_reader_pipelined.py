@@ -7,6 +7,7 @@ reconnect.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 
 import pytest
@@ -191,3 +192,38 @@ def test_a_cancelled_read_does_not_shift_the_replies_of_the_next(
 
     after, want = asyncio.run(scenario())
     assert after == want and after.card.found
+
+
+def test_a_handshake_without_reply_fails_the_read_and_closes_the_socket() -> None:
+    """A server that accepts but never answers AUTH: the read fails within its timeout
+    and the half-open connection is closed, not left behind (one per retry)."""
+
+    async def scenario() -> tuple[OnlineStoreError, bool, bytes]:
+        closed = asyncio.Event()
+        received = bytearray()
+
+        async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            while data := await r.read(65536):  # until the reader closes its side
+                received.extend(data)
+            closed.set()
+            w.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader = PipelinedRedisFeatureReader(
+            "127.0.0.1", port, password="not-a-secret-just-a-test", timeout_s=0.2
+        )
+        try:
+            with pytest.raises(OnlineStoreError) as info:
+                await reader.read("c", "t")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(closed.wait(), 2.0)
+            return info.value, closed.is_set(), bytes(received)
+        finally:
+            await reader.aclose()
+            server.close()
+
+    error, closed, received = asyncio.run(scenario())
+    assert "connecting to Redis" in str(error) and error.retryable
+    assert received.startswith(b"*2\r\n$4\r\nAUTH\r\n")  # it did connect and send AUTH
+    assert closed  # and the reader closed the socket when the handshake timed out
