@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -94,6 +95,10 @@ def test_up_is_idempotent_and_down_leaves_nothing_running(private_env: dict[str,
     assert set(status) == COMPONENTS
     assert all(row["healthy"] and row["running"] for row in status.values()), status
     pids = {name: row["pid"] for name, row in status.items()}
+    # Signing is on: up made the key pair its trainer signs with and its services verify.
+    keys = Path(private_env["RISKSTREAM_HOME"]) / "signing"
+    assert stat.S_IMODE((keys / "signing_key.pem").stat().st_mode) == 0o600
+    assert (keys / "signing_key.pub.pem").exists()
 
     second = _cli(private_env, "up")
     assert second.returncode == 0, second.stderr
