@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from riskstream.v1 import events_pb2
 from services.common.errors import RiskstreamError
@@ -46,6 +46,9 @@ from services.demo.timeline import Timeline, plan_timeline
 from services.stack import Stack, load_stack_config
 from services.stack.components import all_components
 from services.stack.config import StackConfig
+
+if TYPE_CHECKING:  # the trainer's modules load XGBoost: imported where they are used
+    from services.trainer.config import TrainerConfig
 
 Progress = Callable[[str], None]
 MODEL_NAME = "fraud-xgb"
@@ -101,7 +104,7 @@ def service_settings(config: DemoConfig) -> dict[str, str]:
     }
 
 
-def baseline_trainer_config(config: DemoConfig) -> object:
+def baseline_trainer_config(config: DemoConfig) -> TrainerConfig:
     """The first model's training settings (simulated days 0 .. baseline_days)."""
     from services.trainer.config import TrainerConfig
 
@@ -236,10 +239,10 @@ class Demo:
         # Signed with the private stack's key (made here or by its `up`, whichever is
         # first): the stack's scorers refuse unsigned artifacts.
         keys = ensure_local_key_pair(load_stack_config().state_dir)
-        run = train_baseline(  # type: ignore[arg-type]
+        run = train_baseline(
             trainer, store=LocalArtifactStore(), signing_key=load_private_key(keys.private_key)
         )
-        event = publication(run, trainer, has_champion=False,  # type: ignore[arg-type]
+        event = publication(run, trainer, has_champion=False,
                             reason="riskstream demo: first model")  # fmt: skip
         if event.status != events_pb2.MODEL_STATUS_CHAMPION:
             raise DemoFailed(f"the first model did not pass the gate: {list(run.gate.reasons)}")
