@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -263,19 +264,47 @@ def _spawn_workers(config: ScoringConfig) -> list[subprocess.Popen[bytes]]:
         write_local_tokens(config.tokens_file)  # before the workers race to create them
     if config.card_hash_key_file is not None:
         write_local_key(config.card_hash_key_file)
-    children = []
-    for index in range(1, config.workers):
-        env = {
-            **os.environ,
-            WORKER_INDEX_ENV: str(index),
-            "RISKSTREAM_SCORING_PORT": str(config.port),
-            # Only worker 0 serves metrics: metrics_port + i would take other
-            # services' ports (9103 is the feature job's), whichever started first.
-            "RISKSTREAM_SCORING_METRICS_PORT": "0",
-        }
-        children.append(subprocess.Popen([sys.executable, "-m", "services.scoring"], env=env))
+    children = [_spawn_worker(config, index) for index in range(1, config.workers)]
     log.info("scorer: %d workers on port %d", config.workers, config.port)
     return children
+
+
+def _spawn_worker(config: ScoringConfig, index: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        WORKER_INDEX_ENV: str(index),
+        "RISKSTREAM_SCORING_PORT": str(config.port),
+        # Only worker 0 serves metrics: metrics_port + i would take other
+        # services' ports (9103 is the feature job's), whichever started first.
+        "RISKSTREAM_SCORING_METRICS_PORT": "0",
+    }
+    return subprocess.Popen([sys.executable, "-m", "services.scoring"], env=env)
+
+
+def _supervise(
+    config: ScoringConfig, children: list[subprocess.Popen[bytes]], stop: threading.Event
+) -> None:
+    """Restart a worker that exits while the scorer runs (worker 0's thread).
+
+    Why: the kernel keeps sending new connections to the port's other listeners, so
+    a lost worker only shrinks capacity; bringing it back restores it. Its live
+    gauges (in-flight, workers) are marked dead first so the endpoint's sums drop
+    it; its counters stay, as a restarted process's would.
+    """
+    while not stop.wait(1.0):
+        for slot, child in enumerate(children):
+            code = child.poll()
+            if code is None or stop.is_set():
+                continue
+            log.warning(
+                "scorer worker %d (pid %d) exited with %s; starting it again",
+                slot + 1, child.pid, code,
+            )  # fmt: skip
+            if os.environ.get(MULTIPROC_DIR_ENV):
+                from prometheus_client import multiprocess
+
+                multiprocess.mark_process_dead(child.pid)
+            children[slot] = _spawn_worker(config, slot + 1)
 
 
 def main() -> None:
@@ -292,10 +321,19 @@ def main() -> None:
         metrics_dir = tempfile.mkdtemp(prefix="riskstream-scorer-metrics-")
         os.environ[MULTIPROC_DIR_ENV] = metrics_dir
         children = _spawn_workers(config)
+    stop_supervising = threading.Event()
+    supervisor = threading.Thread(
+        target=_supervise, args=(config, children, stop_supervising), daemon=True
+    )
+    if children:
+        supervisor.start()
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(config))
     finally:
+        stop_supervising.set()
+        if children:
+            supervisor.join()
         for child in children:
             child.terminate()
         for child in children:

@@ -9,6 +9,8 @@ workers report.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import time
 import urllib.request
@@ -49,9 +51,10 @@ def _score_calls(samples: dict, code: str = "OK") -> float:
     return samples.get(key, 0.0)
 
 
-def test_two_workers_metrics_are_summed_on_one_endpoint(
+def _two_worker_env(
     running_stack: StackConfig, make_topic, tmp_path: Path
-) -> None:
+) -> tuple[dict[str, str], dict[str, str], int]:
+    """(settings, tokens, metrics port) of a two-worker scorer on private topics."""
     tokens = {"score": "s-" + uuid.uuid4().hex, "admin": "a-" + uuid.uuid4().hex}
     (tmp_path / "tokens.json").write_text(json.dumps(tokens))
     metrics_port = _free_port()
@@ -67,13 +70,24 @@ def test_two_workers_metrics_are_summed_on_one_endpoint(
         "RISKSTREAM_SCORING_CARD_HASH_KEY_FILE": str(tmp_path / "card.key"),
         "RISKSTREAM_SCORING_PUBLIC_KEY_FILE": "",
     }
+    return env, tokens, metrics_port
+
+
+def _wait_for_workers(metrics_port: int, n: int) -> None:
+    deadline = time.monotonic() + 30
+    while _samples(metrics_port).get(("riskstream_scoring_workers", ()), 0) != n:
+        assert time.monotonic() < deadline, f"never {n} workers reporting"
+        time.sleep(0.2)
+
+
+def test_two_workers_metrics_are_summed_on_one_endpoint(
+    running_stack: StackConfig, make_topic, tmp_path: Path
+) -> None:
+    env, tokens, metrics_port = _two_worker_env(running_stack, make_topic, tmp_path)
     scorer = ScorerProcess(env, tmp_path / "scorer.log")
     auth = [("authorization", f"Bearer {tokens['score']}")]
     try:
-        deadline = time.monotonic() + 30
-        while _samples(metrics_port).get(("riskstream_scoring_workers", ()), 0) < 2:
-            assert time.monotonic() < deadline, "the second worker never reported"
-            time.sleep(0.2)
+        _wait_for_workers(metrics_port, 2)
         before = _score_calls(_samples(metrics_port))
         sent = 0
         # 24 connections: the kernel hashes each to a worker, so both get some
@@ -129,3 +143,39 @@ def test_riskstream_serve_runs_the_same_entry_with_its_flags_as_settings(
     assert seen["RISKSTREAM_SCORING_PORT"] == "50999"
     assert seen["RISKSTREAM_SCORING_MAX_BATCH_SIZE"] == "32"
     assert "RISKSTREAM_SCORING_HOST" not in seen  # unset flags leave the settings alone
+
+
+def _children(pid: int) -> list[int]:
+    """Live child processes of ``pid`` (any of its threads may have started them)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited while we looked
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":  # fields: state, ppid, ...
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_worker_is_started_again_and_the_sums_drop_the_dead_one(
+    running_stack: StackConfig, make_topic, tmp_path: Path
+) -> None:
+    env, _, metrics_port = _two_worker_env(running_stack, make_topic, tmp_path)
+    scorer = ScorerProcess(env, tmp_path / "scorer.log")
+    try:
+        _wait_for_workers(metrics_port, 2)
+        [worker] = _children(scorer.process.pid)
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _children(scorer.process.pid) in ([], [worker]):
+            assert time.monotonic() < deadline, "the killed worker was not started again"
+            time.sleep(0.2)
+        [replacement] = _children(scorer.process.pid)
+        assert replacement != worker
+        # The dead one's live gauge is gone from the sum (1 + the new worker's, not 3).
+        _wait_for_workers(metrics_port, 2)
+        log = (tmp_path / "scorer.log").read_text()
+        assert f"worker 1 (pid {worker}) exited with -9; starting it again" in log
+    finally:
+        scorer.stop()
