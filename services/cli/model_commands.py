@@ -131,6 +131,17 @@ def _signing_key(args: argparse.Namespace) -> Any:
     return load_private_key(local) if local.exists() else None
 
 
+def _public_key(args: argparse.Namespace, state_dir: Path) -> Any:
+    """The key verifying the champion: ``--public-key`` (must load), else the local
+    stack's when it exists, else None (sha256 only)."""
+    from services.registry.signing import load_public_key, local_key_pair
+
+    if args.public_key:
+        return load_public_key(args.public_key)
+    local = local_key_pair(state_dir).public_key
+    return load_public_key(local) if local.exists() else None
+
+
 def _publisher(args: argparse.Namespace) -> Any:
     from services.common.kafka import EventProducer
     from services.registry.publish import KafkaModelVersionPublisher
@@ -195,7 +206,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     Exit status: 0 passed the gate, 3 rejected by it, 1 could not train.
     """
     from services.feature_store.config import FeatureStoreConfig
-    from services.registry.signing import load_public_key, local_key_pair
     from services.registry.store import LocalArtifactStore
     from services.stack.config import load_stack_config, local_kafka_settings
     from services.trainer.dataset import FEATURE_SETS
@@ -205,7 +215,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = _config(args, burn_in_days=0)
         stack = load_stack_config()
         offline_root = args.offline_root or FeatureStoreConfig.from_env().offline_root
-        public = args.public_key or local_key_pair(stack.state_dir).public_key
         end = args.end
         if end is not None and end.tzinfo is None:
             raise RiskstreamError(f"--end {args.end} needs a time zone (end it with Z or +00:00)")
@@ -221,7 +230,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             topic=args.topic,
             end=end,
             signing_key=_signing_key(args),
-            public_key=load_public_key(public) if public.exists() or args.public_key else None,
+            public_key=_public_key(args, stack.state_dir),
         )
     except RiskstreamError as exc:
         print(f"riskstream train failed: {exc}", file=sys.stderr)
