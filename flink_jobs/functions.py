@@ -182,6 +182,7 @@ class FeatureFunction(KeyedProcessFunction):
         self._state: Any = None
         self._waiting: Any = None
         self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._idle_checks: dict[str, int] = {}
         self._version = ""
         self._malformed: Any = None
         self._late: Any = None
@@ -204,6 +205,7 @@ class FeatureFunction(KeyedProcessFunction):
         waiting = ListStateDescriptor("waiting", Types.PICKLED_BYTE_ARRAY())
         self._waiting = runtime_context.get_list_state(waiting)
         self._cache = OrderedDict()
+        self._idle_checks = {}
         metrics = runtime_context.get_metrics_group()
         self._malformed = metrics.counter("malformed_events")
         self._late = metrics.counter("late_events")
@@ -252,7 +254,9 @@ class FeatureFunction(KeyedProcessFunction):
             self._waiting.add((event_time_ms, _TX_RANK if is_tx else _LABEL_RANK, event))
             timers = ctx.timer_service()
             timers.register_event_time_timer(event_time_ms)
-            self._register_idle_check(timers, self._idle_ms)
+            key = f"{destination}|{entity_id}"
+            if key not in self._idle_checks:
+                self._idle_checks[key] = self._register_idle_check(timers, self._idle_ms)
             return
         aggregator = self._aggregator(f"{destination}|{entity_id}", destination)
         row = self._apply(ctx, aggregator, destination, is_tx, event)
@@ -270,11 +274,15 @@ class FeatureFunction(KeyedProcessFunction):
         if timestamp == self._store.timer_at_ms:  # not an idle check: those are many
             self._store.timer_at_ms = None
             self._store.flush()
+        key = ctx.get_current_key()
+        if self._idle_checks.get(key) == timestamp:
+            del self._idle_checks[key]
         idle_ms = (time.monotonic_ns() - self._last_input_ns) // 1_000_000
         if idle_ms >= self._idle_ms:
             yield from self._drain(ctx, None)
-        elif any(True for _ in self._waiting.get()):
-            self._register_idle_check(ctx.timer_service(), self._idle_ms - idle_ms)
+        elif key not in self._idle_checks and any(True for _ in self._waiting.get()):
+            after_ms = self._idle_ms - idle_ms
+            self._idle_checks[key] = self._register_idle_check(ctx.timer_service(), after_ms)
 
     def _drain(self, ctx: Any, until_ms: int | None) -> Iterator[Row]:
         """Applies the key's waiting terminal records with time <= ``until_ms`` (None:
@@ -300,11 +308,20 @@ class FeatureFunction(KeyedProcessFunction):
         self._state.update(aggregator.to_state())
 
     @staticmethod
-    def _register_idle_check(timers: Any, after_ms: int) -> None:
-        # Whole seconds: Flink keeps one timer per key and time, so a busy terminal
-        # gets one check a second, not one per record.
-        at_ms = (_now_ms() + after_ms) // 1000 * 1000 + 1000
+    def _register_idle_check(timers: Any, after_ms: int) -> int:
+        """Arms a key's idle check about ``after_ms`` from now; returns its time.
+
+        A key has one idle check pending at a time (``_idle_checks``, in memory): it is
+        armed when the key's first record starts waiting, and when it fires with
+        records still waiting and the input not yet idle, it is armed again for the
+        moment the input would have been idle for ``idle_ms``. Arming one per record
+        cost a timer registration and a timer call with a ``ListState`` read per
+        terminal record. After a restore the map is empty, so a key may get a second
+        check beside its restored one: harmless, both run the same test.
+        """
+        at_ms = (_now_ms() + after_ms) // 1000 * 1000 + 1000  # whole seconds
         timers.register_processing_time_timer(at_ms)
+        return at_ms
 
     def _apply(
         self, ctx: Any, aggregator: Any, destination: str, is_tx: bool, event: tuple

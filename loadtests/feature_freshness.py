@@ -14,9 +14,14 @@ running stack, and stops it afterwards. Loopback only, bounded in time.
   event sent at spawn time is in Redis (start-up to first output). ``--entity
   terminal`` gives each transaction a terminal never seen before and watches the
   terminals' keys instead: terminal vectors wait for the watermark (event-time
-  order), so they lag by the watermark's delay. No labels are sent, so the empty
+  order), so they lag by the watermark's delay. Each transaction's label follows it
+  ``--label-delay`` seconds later on ``labels`` (``--label-ratio`` labels per
+  transaction, default 1: the events/s printed count both). That keeps the
+  watermark moving on both topics, so terminal records are drained and their rows
+  written throughout, as in production. With ``--label-ratio 0`` the empty
   ``labels`` partitions hold the watermark back until their idleness timeout
-  (``idleness_ms``, 60 s): give a ``--warmup`` longer than that.
+  (``idleness_ms``, 60 s): until then the job only queues terminal records, and
+  then applies them all at once, so such a run measures a job doing half its work.
 * ``throughput``: ``--days`` of the Fraud Detection Handbook dataset (transactions
   and their labels) preloaded, then the job started; transactions/s from the first
   ``features`` row until every card row is out. Terminal rows wait for the watermark,
@@ -25,13 +30,14 @@ running stack, and stops it afterwards. Loopback only, bounded in time.
 
 Run with the stack up::
 
-    .venv/bin/python -m loadtests.feature_freshness freshness --rate 1000 --duration 30
+    .venv/bin/python -m loadtests.feature_freshness freshness --rate 500   # + 500 labels/s
     .venv/bin/python -m loadtests.feature_freshness throughput --days 2 --mode process
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import random
 import statistics
@@ -48,7 +54,7 @@ import redis
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from services.common.events import decode_transaction
+from services.common.events import decode_label, decode_transaction
 from services.common.kafka import EventProducer, KafkaClientSettings
 from services.feature_store.redis_layout import FeatureViewLayout
 from services.producer.__main__ import publisher_for, stream_to_kafka
@@ -95,8 +101,19 @@ def job_on_private_topics(
                 future.exception(30)
 
 
-def _tx(prefix: str, i: int, terminals: int) -> tuple[str, str, bytes]:
-    """(card id, terminal id, payload): a Transaction in the topic's JSON, stamped now;
+def _label(prefix: str, i: int, terminal: str, event_time: str) -> bytes:
+    """A Label of transaction ``i`` in the topic's JSON: known now, fraud one time in 100."""
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        f'{{"transaction_id":"{prefix}tx-{i}","card_id":"{prefix}card-{i}",'
+        f'"terminal_id":"{terminal}","is_fraud":{"true" if i % 100 == 0 else "false"},'
+        f'"event_time":"{event_time}","label_time":"{now}"}}'
+    ).encode()
+
+
+def _tx(prefix: str, i: int, terminals: int) -> tuple[str, str, bytes, str]:
+    """(card id, terminal id, payload, event time): a Transaction in the topic's JSON,
+    stamped now;
     ``terminals`` = 0: a terminal of its own.
 
     Written as text, not through protobuf's json_format: the probe shares the
@@ -111,7 +128,7 @@ def _tx(prefix: str, i: int, terminals: int) -> tuple[str, str, bytes]:
         f'"terminal_id":"{terminal}",'
         f'"amount":{random.uniform(1, 200):.2f},"currency":"EUR","event_time":"{now}"}}'
     )
-    return card, terminal, payload.encode()
+    return card, terminal, payload.encode(), now
 
 
 def freshness(
@@ -122,6 +139,8 @@ def freshness(
     warmup_s: float,
     job_settings: dict[str, str],
     entity: str = "card",
+    label_ratio: float = 1.0,
+    label_delay_s: float = 5.0,
 ) -> None:
     settings = KafkaClientSettings(bootstrap_servers=stack.kafka.bootstrap_servers)
     layout = FeatureViewLayout.for_entity(entity)
@@ -163,15 +182,35 @@ def freshness(
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
 
-        decode_transaction(_tx(prefix, 0, terminals)[2])  # the format is the topic's
+        decode_transaction(_tx(prefix, 0, terminals)[2])  # the formats are the topics'
+        decode_label(_label(prefix, 0, "t", "2018-04-01T00:00:31Z"))
+
+        labelled: collections.deque[tuple[float, int, str, str]] = collections.deque()
+        labels_sent = 0
 
         def send(i: int) -> None:
-            card, terminal, payload = _tx(prefix, i, terminals)
+            nonlocal labels_sent
+            card, terminal, payload, event_time = _tx(prefix, i, terminals)
             key = layout.key(card if entity == "card" else terminal)
+            now = time.time()
             with lock:
-                sent[key] = time.time()
+                sent[key] = now
                 order.append(key)
             producer.send(topic, payload, key=card)
+            # Chargebacks: transactions sent label_delay_s ago get their label now, so
+            # the labels topic carries label_ratio labels per transaction and the
+            # watermark moves on both topics, as in production.
+            if label_ratio > 0:
+                labelled.append((now, i, terminal, event_time))
+                while (
+                    labelled
+                    and labelled[0][0] <= now - label_delay_s
+                    and (labels_sent < label_ratio * i)
+                ):
+                    _, j, their_terminal, their_time = labelled.popleft()
+                    label = _label(prefix, j, their_terminal, their_time)
+                    producer.send(prefix + "labels", label, key=f"{prefix}tx-{j}")
+                    labels_sent += 1
 
         spawned = time.time()
         job.process.spawn(job.prepare())
@@ -192,7 +231,8 @@ def freshness(
             producer.poll(0)
             time.sleep(0.001)
         producer.flush()
-        achieved = (n - 1) / (time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        achieved, events = (n - 1) / seconds, (n - 1 + labels_sent) / seconds
         deadline = time.time() + 30
         stop.set()
         poller.join(40)
@@ -207,7 +247,8 @@ def freshness(
     client.close()
     q = statistics.quantiles(latencies, n=100)
     print(
-        f"| {mode} | {entity} | {achieved:,.0f} tx/s | {q[49]:.0f} | {q[94]:.0f} | {q[98]:.0f} | "
+        f"| {mode} | {entity} | {achieved:,.0f} tx/s | {events:,.0f} events/s | "
+        f"{q[49]:.0f} | {q[94]:.0f} | {q[98]:.0f} | "
         f"{max(latencies):.0f} | {missing} | {first_output_s:.0f} s | lag {lag.total} |"
     )
 
@@ -261,7 +302,13 @@ def main() -> None:
     parser.add_argument("measure", choices=["freshness", "throughput"])
     parser.add_argument("--mode", choices=["thread", "process"], default="thread")
     parser.add_argument("--rate", type=float, default=1000.0, help="transactions/s")
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds measured")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds measured")
+    parser.add_argument(
+        "--label-ratio", type=float, default=1.0, help="labels sent per transaction (0: none)"
+    )
+    parser.add_argument(
+        "--label-delay", type=float, default=5.0, help="seconds from a transaction to its label"
+    )
     parser.add_argument("--warmup", type=float, default=30.0, help="seconds at the rate first")
     parser.add_argument("--days", type=float, default=2.0, help="days of the dataset")
     parser.add_argument(
@@ -276,12 +323,13 @@ def main() -> None:
     stack = load_stack_config()
     if args.measure == "freshness":
         print(
-            "| mode | entity | rate | p50 ms | p95 ms | p99 ms | max ms | missing "
+            "| mode | entity | rate | with labels | p50 ms | p95 ms | p99 ms | max ms | missing "
             "| first output | end |"
         )
         freshness(
-            stack, args.mode, args.rate, args.duration, args.warmup, job_settings, args.entity
-        )
+            stack, args.mode, args.rate, args.duration, args.warmup, job_settings, args.entity,
+            args.label_ratio, args.label_delay,
+        )  # fmt: skip
     else:
         print("| mode | input | first output | card rows drained | tx/s | events/s | all rows |")
         throughput(stack, args.mode, args.days, job_settings)
