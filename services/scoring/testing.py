@@ -199,6 +199,50 @@ class ListPublisher:
         self.records.append(record)
 
 
+def scorer_test_env(
+    state_dir: Path,
+    *,
+    bootstrap: str,
+    redis_url: str,
+    updates_topic: str,
+    scores_topic: str = "scores",
+    **settings: str,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Settings and tokens of a scorer under test whose files all live in ``state_dir``.
+
+    Writes fresh ``score`` and ``admin`` tokens to ``state_dir/tokens.json``, so
+    tests never share a token or a card-hash key. ``settings`` adds or overrides
+    ``RISKSTREAM_SCORING_<NAME>`` (``metrics_port="0"`` sets
+    ``RISKSTREAM_SCORING_METRICS_PORT``).
+
+    Returns:
+        (environment for :class:`ScorerProcess`, the tokens by role).
+
+    Examples:
+        >>> import tempfile
+        >>> env, tokens = scorer_test_env(Path(tempfile.mkdtemp()), bootstrap="b:9092",
+        ...     redis_url="redis://r/0", updates_topic="u", workers="2")
+        >>> env["RISKSTREAM_SCORING_WORKERS"], sorted(tokens)
+        ('2', ['admin', 'score'])
+    """
+    import json
+    import secrets
+
+    tokens = {role: f"{role}-{secrets.token_hex(16)}" for role in ("score", "admin")}
+    (state_dir / "tokens.json").write_text(json.dumps(tokens))
+    env = {
+        "RISKSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+        "RISKSTREAM_SCORING_REDIS_URL": redis_url,
+        "RISKSTREAM_SCORING_MODEL_UPDATES_TOPIC": updates_topic,
+        "RISKSTREAM_SCORING_SCORES_TOPIC": scores_topic,
+        "RISKSTREAM_SCORING_STATE_DIR": str(state_dir),
+        "RISKSTREAM_SCORING_TOKENS_FILE": str(state_dir / "tokens.json"),
+        "RISKSTREAM_SCORING_CARD_HASH_KEY_FILE": str(state_dir / "card.key"),
+    }
+    env.update((f"RISKSTREAM_SCORING_{name.upper()}", value) for name, value in settings.items())
+    return env, tokens
+
+
 class ScorerProcess:
     """``python -m services.scoring`` in a subprocess, configured by environment.
 

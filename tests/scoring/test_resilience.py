@@ -18,7 +18,7 @@ from riskstream.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
 from services.common.kafka import EventProducer, KafkaClientSettings
 from services.registry.publish import KafkaModelVersionPublisher
 from services.registry.store import LocalArtifactStore
-from services.scoring.testing import ScorerProcess, build_test_artifact
+from services.scoring.testing import ScorerProcess, build_test_artifact, scorer_test_env
 from services.stack import StackConfig
 
 pytestmark = pytest.mark.integration
@@ -69,17 +69,11 @@ def transaction(amount: float = 50.0) -> events_pb2.Transaction:
 def scorer_env(
     tmp: Path, bootstrap: str, redis_port: int, updates: str, scores: str = "scores"
 ) -> dict[str, str]:
-    tokens = {"score": "score-" + uuid.uuid4().hex, "admin": "admin-" + uuid.uuid4().hex}
-    (tmp / "tokens.json").write_text(json.dumps(tokens))
-    return {
-        "RISKSTREAM_KAFKA_BOOTSTRAP": bootstrap,
-        "RISKSTREAM_SCORING_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "RISKSTREAM_SCORING_MODEL_UPDATES_TOPIC": updates,
-        "RISKSTREAM_SCORING_SCORES_TOPIC": scores,
-        "RISKSTREAM_SCORING_STATE_DIR": str(tmp),
-        "RISKSTREAM_SCORING_TOKENS_FILE": str(tmp / "tokens.json"),
-        "RISKSTREAM_SCORING_CARD_HASH_KEY_FILE": str(tmp / "card.key"),
-    }
+    env, _ = scorer_test_env(
+        tmp, bootstrap=bootstrap, redis_url=f"redis://127.0.0.1:{redis_port}/0",
+        updates_topic=updates, scores_topic=scores,
+    )  # fmt: skip
+    return env
 
 
 @pytest.fixture

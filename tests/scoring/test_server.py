@@ -33,7 +33,12 @@ from services.registry.publish import KafkaModelVersionPublisher
 from services.registry.store import LocalArtifactStore
 from services.scoring.routing import CardHasher
 from services.scoring.server import STREAM_WINDOW
-from services.scoring.testing import ScorerProcess, TestArtifact, build_test_artifact
+from services.scoring.testing import (
+    ScorerProcess,
+    TestArtifact,
+    build_test_artifact,
+    scorer_test_env,
+)
 from services.scoring.vectorize import Request, Stored, VectorLayout
 from services.stack import StackConfig
 
@@ -86,22 +91,18 @@ class Harness:
         self.updates_topic, self.scores_topic = topics
         self.project = f"rs_test_{uuid.uuid4().hex[:10]}"
         self.store = LocalArtifactStore(tmp / "models")
-        self.tokens = {"score": "s-" + uuid.uuid4().hex, "admin": "a-" + uuid.uuid4().hex}
-        (tmp / "tokens.json").write_text(json.dumps(self.tokens))
         self.tmp = tmp
         self.card_key_file = tmp / "card.key"
-        self.env = {
-            "RISKSTREAM_KAFKA_BOOTSTRAP": stack.kafka.bootstrap_servers,
-            "RISKSTREAM_SCORING_METRICS_PORT": "0",
-            "RISKSTREAM_SCORING_REDIS_URL": redis_url,
-            "RISKSTREAM_SCORING_FEATURE_PROJECT": self.project,
-            "RISKSTREAM_SCORING_MODEL_UPDATES_TOPIC": self.updates_topic,
-            "RISKSTREAM_SCORING_SCORES_TOPIC": self.scores_topic,
-            "RISKSTREAM_SCORING_STATE_DIR": str(tmp),
-            "RISKSTREAM_SCORING_TOKENS_FILE": str(tmp / "tokens.json"),
-            "RISKSTREAM_SCORING_CARD_HASH_KEY_FILE": str(self.card_key_file),
-            "RISKSTREAM_SCORING_MAX_BATCH_SIZE": "16",
-        }
+        self.env, self.tokens = scorer_test_env(
+            tmp,
+            bootstrap=stack.kafka.bootstrap_servers,
+            redis_url=redis_url,
+            updates_topic=self.updates_topic,
+            scores_topic=self.scores_topic,
+            metrics_port="0",
+            feature_project=self.project,
+            max_batch_size="16",
+        )
         self.sink = KafkaModelVersionPublisher(EventProducer(self.kafka), topic=self.updates_topic)
         self.models: dict[str, TestArtifact] = {}
         self.scorer: ScorerProcess | None = None

@@ -8,13 +8,11 @@ workers report.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 
 import grpc
@@ -22,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from riskstream.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
-from services.scoring.testing import ScorerProcess
+from services.scoring.testing import ScorerProcess, scorer_test_env
 from services.stack import StackConfig
 
 pytestmark = pytest.mark.integration
@@ -55,21 +53,17 @@ def _two_worker_env(
     running_stack: StackConfig, make_topic, tmp_path: Path
 ) -> tuple[dict[str, str], dict[str, str], int]:
     """(settings, tokens, metrics port) of a two-worker scorer on private topics."""
-    tokens = {"score": "s-" + uuid.uuid4().hex, "admin": "a-" + uuid.uuid4().hex}
-    (tmp_path / "tokens.json").write_text(json.dumps(tokens))
     metrics_port = _free_port()
-    env = {
-        "RISKSTREAM_KAFKA_BOOTSTRAP": running_stack.kafka.bootstrap_servers,
-        "RISKSTREAM_SCORING_WORKERS": "2",
-        "RISKSTREAM_SCORING_METRICS_PORT": str(metrics_port),
-        "RISKSTREAM_SCORING_REDIS_URL": f"redis://127.0.0.1:{running_stack.redis.port}/0",
-        "RISKSTREAM_SCORING_MODEL_UPDATES_TOPIC": make_topic("model-updates", dlq=False),
-        "RISKSTREAM_SCORING_SCORES_TOPIC": make_topic("scores", dlq=False),
-        "RISKSTREAM_SCORING_STATE_DIR": str(tmp_path),
-        "RISKSTREAM_SCORING_TOKENS_FILE": str(tmp_path / "tokens.json"),
-        "RISKSTREAM_SCORING_CARD_HASH_KEY_FILE": str(tmp_path / "card.key"),
-        "RISKSTREAM_SCORING_PUBLIC_KEY_FILE": "",
-    }
+    env, tokens = scorer_test_env(
+        tmp_path,
+        bootstrap=running_stack.kafka.bootstrap_servers,
+        redis_url=f"redis://127.0.0.1:{running_stack.redis.port}/0",
+        updates_topic=make_topic("model-updates", dlq=False),
+        scores_topic=make_topic("scores", dlq=False),
+        workers="2",
+        metrics_port=str(metrics_port),
+        public_key_file="",
+    )
     return env, tokens, metrics_port
 
 

@@ -35,7 +35,7 @@ from services.registry.rollout import RegistryView, VersionRecord
 from services.registry.store import LocalArtifactStore
 from services.registry.transitions import transition
 from services.scoring.client import ScoringClient
-from services.scoring.testing import ScorerProcess, build_test_artifact
+from services.scoring.testing import ScorerProcess, build_test_artifact, scorer_test_env
 from services.stack.config import StackConfig
 from services.trainer import __main__ as retrain_consumer
 from services.trainer.config import TrainerConfig
@@ -96,18 +96,15 @@ def services(
 def _start_scorer(topics: dict[str, object], redis_port: int) -> tuple[ScorerProcess, str, str]:
     tmp = topics["tmp"]
     assert isinstance(tmp, Path)
-    score, admin = "score-" + uuid.uuid4().hex, "admin-" + uuid.uuid4().hex
-    (tmp / "tokens.json").write_text(f'{{"score": "{score}", "admin": "{admin}"}}')
-    env = {
-        "RISKSTREAM_KAFKA_BOOTSTRAP": str(topics["bootstrap"]),
-        "RISKSTREAM_SCORING_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "RISKSTREAM_SCORING_MODEL_UPDATES_TOPIC": str(topics["updates"]),
-        "RISKSTREAM_SCORING_SCORES_TOPIC": str(topics["scores"]),
-        "RISKSTREAM_SCORING_STATE_DIR": str(tmp),
-        "RISKSTREAM_SCORING_TOKENS_FILE": str(tmp / "tokens.json"),
-        "RISKSTREAM_SCORING_CARD_HASH_KEY_FILE": str(tmp / "card.key"),
-        "RISKSTREAM_SCORING_METRICS_PORT": "0",
-    }
+    env, tokens = scorer_test_env(
+        tmp,
+        bootstrap=str(topics["bootstrap"]),
+        redis_url=f"redis://127.0.0.1:{redis_port}/0",
+        updates_topic=str(topics["updates"]),
+        scores_topic=str(topics["scores"]),
+        metrics_port="0",
+    )
+    score, admin = tokens["score"], tokens["admin"]
     return ScorerProcess(env, tmp / "scorer.log"), score, admin
 
 
