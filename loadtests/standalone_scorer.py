@@ -44,7 +44,6 @@ import dataclasses
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 import tempfile
@@ -163,17 +162,15 @@ async def serve(model_dir: Path, kafka: KafkaClientSettings | None = None) -> in
     record = stage_artifact(model_dir, config.state_dir / "models")
     if record.model_name != config.model_name:
         config = dataclasses.replace(config, model_name=record.model_name)
-    updates: list[LocalModelUpdates] = []
 
     def local_updates(_kafka: object, _topic: str, pool: ModelPool) -> LocalModelUpdates:
-        updates.append(LocalModelUpdates(pool, [record]))
-        return updates[-1]
+        return LocalModelUpdates(pool, [record])
 
-    entry.KafkaModelUpdates = local_updates  # type: ignore[assignment,misc]
-    running = await entry.start(config, kafka=kafka)
+    running = await entry.start(config, kafka=kafka, model_updates=local_updates)
     champion = running.pool.snapshot.champion
     if champion is None:
-        refusals = updates[0].refusals if updates else []
+        follower = running.updates
+        refusals = follower.refusals if isinstance(follower, LocalModelUpdates) else []
         log.error("no champion: the artifact was refused: %s", refusals)
         await running.stop(1.0)
         return 3
@@ -191,11 +188,7 @@ async def serve(model_dir: Path, kafka: KafkaClientSettings | None = None) -> in
         "intra_op_threads": config.intra_op_threads,
     }
     log.info("%s %s", READY_MARK, json.dumps(ready))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await entry.until_signalled()
     log.info("standalone scorer shutting down")
     await running.stop()
     return 0

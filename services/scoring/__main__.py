@@ -38,7 +38,7 @@ from services.scoring.config import ScoringConfig
 from services.scoring.inference_server import InferenceServicer
 from services.scoring.interceptors import ServingInterceptor
 from services.scoring.model_loader import LoaderSettings, ModelLoader
-from services.scoring.model_updates import KafkaModelUpdates
+from services.scoring.model_updates import FollowerFactory, KafkaModelUpdates, ModelUpdatesFollower
 from services.scoring.onnx_model import SessionSettings
 from services.scoring.pool import ModelPool, Snapshot
 from services.scoring.publisher import KafkaScorePublisher
@@ -70,7 +70,7 @@ class Running:
     port: int
     pool: ModelPool
     scorer: Scorer
-    updates: KafkaModelUpdates | None
+    updates: ModelUpdatesFollower | None
     publisher: KafkaScorePublisher | None
     reader: PipelinedRedisFeatureReader
     health: health.aio.HealthServicer  # type: ignore[name-defined]
@@ -114,6 +114,7 @@ async def start(
     *,
     kafka: KafkaClientSettings | None = None,
     telemetry: ScoringTelemetry | None = None,
+    model_updates: FollowerFactory = KafkaModelUpdates,
 ) -> Running:
     """Build and start the scorer (returns once it listens).
 
@@ -121,6 +122,8 @@ async def start(
         config: the settings.
         kafka: Kafka connection (default: the local stack's).
         telemetry: metrics (default: Prometheus on ``config.metrics_host:metrics_port``).
+        model_updates: builds the ``model-updates`` follower (a bench host without
+            Kafka gives one that replays a local artifact).
     """
     # Workers 1..n-1 serve no endpoint but record into the shared directory.
     recorded = bool(config.metrics_port or os.environ.get(MULTIPROC_DIR_ENV))
@@ -159,7 +162,7 @@ async def start(
         on_refused=lambda r: telemetry.on_model_refused(r.reason),
         on_swapped=lambda s: _telemetry_for(s, telemetry),
     )
-    updates = KafkaModelUpdates(kafka, config.model_updates_topic, pool)
+    updates = model_updates(kafka, config.model_updates_topic, pool)
     updates.start()
     caught_up = await asyncio.to_thread(updates.caught_up.wait, config.catch_up_timeout_s)
     if not caught_up:
@@ -242,14 +245,19 @@ async def start(
     return Running(server, port, pool, scorer, updates, publisher, reader, health_servicer)
 
 
-async def serve(config: ScoringConfig) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    running = await start(config)
+async def until_signalled() -> None:
+    """Return once SIGTERM or SIGINT arrives."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+
+
+async def serve(config: ScoringConfig) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    running = await start(config)
+    await until_signalled()
     log.info("scorer shutting down")
     await running.stop()
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from typing import Protocol
 
 from confluent_kafka import KafkaException
 
@@ -23,6 +25,21 @@ from services.registry.rollout import VersionRecord
 from services.scoring.pool import ModelPool
 
 log = logging.getLogger(__name__)
+
+
+class ModelUpdatesFollower(Protocol):
+    """What the scorer needs of a ``model-updates`` follower: start it, wait until it
+    has replayed the log into the pool, close it."""
+
+    caught_up: threading.Event
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+#: Builds a follower from (Kafka, topic, pool); :class:`KafkaModelUpdates` is one.
+FollowerFactory = Callable[[KafkaClientSettings, str, ModelPool], ModelUpdatesFollower]
 
 
 class KafkaModelUpdates:

@@ -8,6 +8,8 @@ in for Redis and Kafka in unit tests; integration tests use the real ones.
 
 from __future__ import annotations
 
+import json
+import secrets
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -225,9 +227,6 @@ def scorer_test_env(
         >>> env["RISKSTREAM_SCORING_WORKERS"], sorted(tokens)
         ('2', ['admin', 'score'])
     """
-    import json
-    import secrets
-
     tokens = {role: f"{role}-{secrets.token_hex(16)}" for role in ("score", "admin")}
     (state_dir / "tokens.json").write_text(json.dumps(tokens))
     env = {
