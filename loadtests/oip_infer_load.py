@@ -48,10 +48,8 @@ import json
 import math
 import os
 import platform
-import re
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,9 +59,11 @@ import grpc
 import grpc.aio
 import numpy as np
 import numpy.typing as npt
+from prometheus_client.samples import Sample
 
 from riskstream.oip.v2 import grpc_service_pb2 as pb
 from riskstream.oip.v2 import grpc_service_pb2_grpc as pb_grpc
+from services.common.prometheus_text import scrape, total
 from services.scoring.client import read_token
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
@@ -144,42 +144,35 @@ def seeded_rows(width: int, count: int = 8192, seed: int = 7) -> npt.NDArray[np.
 
 # --- server metrics ------------------------------------------------------------
 
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEInfa]+)$")
 
-
-def metric_totals(text: str) -> dict[str, float]:
+def metric_totals(samples: list[Sample]) -> dict[str, float]:
     """The counters a point's server view needs, summed over label sets.
 
     Examples:
+        >>> from services.common.prometheus_text import parse_samples
         >>> text = (
         ...     'riskstream_scoring_batch_rows_sum 130.0\\n'
         ...     'riskstream_scoring_inference_seconds_count{model_version="v1"} 3.0\\n'
         ...     'riskstream_scoring_rpc_seconds_count{code="OK",method="ModelInfer"} 2.0\\n'
         ...     'riskstream_scoring_rpc_seconds_count{code="OK",method="Score"} 5.0\\n'
         ... )
-        >>> totals = metric_totals(text)
+        >>> totals = metric_totals(parse_samples(text))
         >>> totals["batch_rows_sum"], totals["inference_count"], totals["infer_rpc_count"]
         (130.0, 3.0, 2.0)
     """
-    wanted = {
-        "riskstream_scoring_batch_rows_sum": "batch_rows_sum",
-        "riskstream_scoring_batch_rows_count": "batch_rows_count",
-        "riskstream_scoring_inference_seconds_sum": "inference_sum",
-        "riskstream_scoring_inference_seconds_count": "inference_count",
+    out = {
+        key: total(samples, f"riskstream_scoring_{name}")
+        for key, name in {
+            "batch_rows_sum": "batch_rows_sum",
+            "batch_rows_count": "batch_rows_count",
+            "inference_sum": "inference_seconds_sum",
+            "inference_count": "inference_seconds_count",
+        }.items()
     }
-    out = dict.fromkeys((*wanted.values(), "infer_rpc_sum", "infer_rpc_count"), 0.0)
-    for line in text.splitlines():
-        match = _SAMPLE.match(line.strip())
-        if match is None:
-            continue
-        name, labels, value = match.group(1), match.group(2) or "", float(match.group(3))
-        if name in wanted:
-            out[wanted[name]] += value
-        elif name.startswith("riskstream_scoring_rpc_seconds_") and 'method="ModelInfer"' in labels:
-            if name.endswith("_sum"):
-                out["infer_rpc_sum"] += value
-            elif name.endswith("_count"):
-                out["infer_rpc_count"] += value
+    for part in ("sum", "count"):
+        out[f"infer_rpc_{part}"] = total(
+            samples, f"riskstream_scoring_rpc_seconds_{part}", method="ModelInfer"
+        )
     return out
 
 
@@ -187,7 +180,7 @@ def server_view(before: dict[str, float], after: dict[str, float]) -> dict[str, 
     """What the scorer saw during a point, from two :func:`metric_totals` readings.
 
     Examples:
-        >>> b = dict.fromkeys(metric_totals(""), 0.0)
+        >>> b = dict.fromkeys(metric_totals([]), 0.0)
         >>> a = dict(b, batch_rows_sum=640.0, batch_rows_count=10.0, inference_sum=0.02,
         ...          inference_count=10.0, infer_rpc_sum=0.5, infer_rpc_count=100.0)
         >>> v = server_view(b, a)
@@ -208,11 +201,10 @@ def server_view(before: dict[str, float], after: dict[str, float]) -> dict[str, 
     }
 
 
-def scrape(url: str) -> dict[str, float] | None:
+def scrape_totals(url: str) -> dict[str, float] | None:
     """:func:`metric_totals` of a Prometheus endpoint; None when it does not answer."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return metric_totals(reply.read().decode())
+        return metric_totals(scrape(url))
     except OSError:
         return None
 
@@ -500,7 +492,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 result["skipped"].append({**point, "reason": reason})
                 continue
-            before = scrape(args.metrics_url) if args.metrics_url else None
+            before = scrape_totals(args.metrics_url) if args.metrics_url else None
             record, cpu_s = await closed_loop(
                 calls,
                 payloads[n],
@@ -510,7 +502,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 duration_s=window,
                 deadline_s=args.deadline_s,
             )
-            after = scrape(args.metrics_url) if args.metrics_url else None
+            after = scrape_totals(args.metrics_url) if args.metrics_url else None
             summary = summarize_point(
                 record, rows=n, warmup_s=args.warmup_s, duration_s=window, cpu_s=cpu_s
             )

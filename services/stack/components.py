@@ -459,25 +459,22 @@ class ControllerComponent(Component):
             return Health(False, "not running")
         if not self.controller.metrics_port:
             return Health(True, "running (no metrics port: loop not checked)")
-        from prometheus_client.parser import text_string_to_metric_families
+        from services.common.prometheus_text import scrape, total
 
         url = f"http://{HOST}:{self.controller.metrics_port}/metrics"
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                text = resp.read().decode(errors="replace")
+            samples = scrape(url, timeout_s=2)
         except OSError as exc:
             return Health(False, f"{url}: {exc}")
-        last_step, canary = 0.0, "no canary"
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == "riskstream_controller_last_step_timestamp_seconds":
-                    last_step = sample.value
-                elif sample.name == "riskstream_controller_canary" and sample.value:
-                    labels = sample.labels
-                    canary = (
-                        f"canary {labels['canary']} vs champion {labels['champion']}: "
-                        f"{labels['verdict']}"
-                    )
+        last_step = total(samples, "riskstream_controller_last_step_timestamp_seconds")
+        canary = "no canary"
+        for sample in samples:
+            if sample.name == "riskstream_controller_canary" and sample.value:
+                labels = sample.labels
+                canary = (
+                    f"canary {labels['canary']} vs champion {labels['champion']}: "
+                    f"{labels['verdict']}"
+                )
         idle = time.time() - last_step
         if idle > self.STALL_S:
             return Health(False, f"loop stalled ({idle:.0f} s since its last step)")
@@ -517,25 +514,24 @@ class DriftComponent(ServiceComponent):
         group = super().health()
         if not group.ok or not self.drift.metrics_port:
             return group
-        from prometheus_client.parser import text_string_to_metric_families
+        from services.common.prometheus_text import scrape, total
 
         url = f"http://{HOST}:{self.drift.metrics_port}/metrics"
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                text = resp.read().decode(errors="replace")
+            samples = scrape(url, timeout_s=2)
         except OSError as exc:
             return Health(False, f"{url}: {exc}")
-        last_tick, champion, windows, requests = 0.0, "no champion", 0.0, 0.0
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == "riskstream_drift_last_tick_timestamp_seconds":
-                    last_tick = sample.value
-                elif sample.name == "riskstream_drift_champion" and sample.value:
-                    champion = f"champion {sample.labels['version']}"
-                elif sample.name == "riskstream_drift_windows_total":
-                    windows += sample.value
-                elif sample.name == "riskstream_drift_retrain_requests_total":
-                    requests += sample.value
+        last_tick = total(samples, "riskstream_drift_last_tick_timestamp_seconds")
+        windows = total(samples, "riskstream_drift_windows_total")
+        requests = total(samples, "riskstream_drift_retrain_requests_total")
+        champion = next(
+            (
+                f"champion {s.labels['version']}"
+                for s in samples
+                if s.name == "riskstream_drift_champion" and s.value
+            ),
+            "no champion",
+        )
         idle = time.time() - last_tick
         if idle > self.STALL_S:
             return Health(False, f"app stalled ({idle:.0f} s since its last tick)")

@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 import zlib
 from collections import defaultdict
@@ -35,6 +34,7 @@ from confluent_kafka import Consumer, Message
 from riskstream.v1 import events_pb2
 from services.common.events import decode_feature_row
 from services.common.kafka import EventProducer, KafkaClientSettings
+from services.common.prometheus_text import scrape, total
 from services.feature_store.aggregation import (
     CardAggregator,
     LabelEvent,
@@ -502,11 +502,8 @@ def test_late_and_malformed_events_go_to_the_dlq_with_the_reason(feature_job) ->
     ids = {r.transaction_id for r in rows}
     assert "on-12" in ids and not {"late-1", "wrong-key"} & ids and len(rows) == 26
     assert any("is not the record key" in reason for reason in by_reason)
-    metrics = urllib.request.urlopen(f"http://127.0.0.1:{job.metrics_port}/metrics", timeout=5)
-    lines = metrics.read().decode().splitlines()
-    metric = "flink_taskmanager_job_task_operator_late_events{"
-    late_count = sum(float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith(metric))
-    assert late_count == 1
+    samples = scrape(f"http://127.0.0.1:{job.metrics_port}/metrics")
+    assert total(samples, "flink_taskmanager_job_task_operator_late_events") == 1
 
 
 @pytest.mark.integration

@@ -6,7 +6,6 @@ import json
 import socket
 import subprocess
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from riskstream.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
 from services.common.kafka import EventProducer, KafkaClientSettings
+from services.common.prometheus_text import scrape, total
 from services.registry.publish import KafkaModelVersionPublisher
 from services.registry.store import LocalArtifactStore
 from services.scoring.testing import ScorerProcess, build_test_artifact, scorer_test_env
@@ -154,14 +154,10 @@ def test_kafka_unreachable_scoring_goes_on_and_dropped_events_are_counted(
         }
         assert {r.decision for r in replies} == {events_pb2.DECISION_DECLINE}
         time.sleep(0.5)
-        text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode()
-        dropped = next(
-            float(line.split()[-1])
-            for line in text.splitlines()
-            if line.startswith("riskstream_scoring_score_events_dropped_total ")
-        )
+        samples = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+        dropped = total(samples, "riskstream_scoring_score_events_dropped_total")
         assert dropped >= 100, "200 events through a buffer of 50 must overflow"
-        assert 'riskstream_scoring_fallbacks_total{reason="no_model"} 200.0' in text
+        assert total(samples, "riskstream_scoring_fallbacks_total", reason="no_model") == 200
     finally:
         scorer.stop()
 

@@ -12,14 +12,13 @@ import os
 import signal
 import socket
 import time
-import urllib.request
 from pathlib import Path
 
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from riskstream.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
+from services.common.prometheus_text import scrape, total
 from services.scoring.testing import ScorerProcess, scorer_test_env
 from services.stack import StackConfig
 
@@ -35,18 +34,17 @@ def _free_port() -> int:
 
 
 def _samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for s in scrape(_url(port))}
 
 
-def _score_calls(samples: dict, code: str = "OK") -> float:
-    key = ("riskstream_scoring_rpc_seconds_count", (("code", code), ("method", SCORE)))
-    return samples.get(key, 0.0)
+def _url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/metrics"
+
+
+def _score_calls(port: int, code: str = "OK") -> float:
+    return total(
+        scrape(_url(port)), "riskstream_scoring_rpc_seconds_count", code=code, method=SCORE
+    )
 
 
 def _two_worker_env(
@@ -82,7 +80,7 @@ def test_two_workers_metrics_are_summed_on_one_endpoint(
     auth = [("authorization", f"Bearer {tokens['score']}")]
     try:
         _wait_for_workers(metrics_port, 2)
-        before = _score_calls(_samples(metrics_port))
+        before = _score_calls(metrics_port)
         sent = 0
         # 24 connections: the kernel hashes each to a worker, so both get some
         # (all on one worker has probability 2 ** -23).
@@ -101,8 +99,8 @@ def test_two_workers_metrics_are_summed_on_one_endpoint(
                     tx.event_time.GetCurrentTime()
                     stub.Score(scoring_pb2.ScoreRequest(transaction=tx), metadata=auth, timeout=5)
                     sent += 1
+        assert _score_calls(metrics_port) - before == sent == 120
         samples = _samples(metrics_port)
-        assert _score_calls(samples) - before == sent == 120
         no_model = ("riskstream_scoring_fallbacks_total", (("reason", "no_model"),))
         assert samples[no_model] == 120  # the decisions too: rules, no model published
         assert samples[("riskstream_scoring_workers", ())] == 2
