@@ -64,7 +64,7 @@ from prometheus_client.samples import Sample
 from riskstream.oip.v2 import grpc_service_pb2 as pb
 from riskstream.oip.v2 import grpc_service_pb2_grpc as pb_grpc
 from services.common.prometheus_text import scrape, total
-from services.scoring.client import read_token
+from services.scoring.client import bearer_metadata, open_aio_channels, read_token
 
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 #: Variants of each request (different rows), cycled by the callers.
@@ -395,9 +395,9 @@ def point_budget(
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Checks, probes and the grid; the result as a JSON-able dict."""
     token = args.token or read_token(args.token_file, args.role)
-    metadata = (("authorization", f"Bearer {token}"),)
-    options = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_receive_message_length", 64 << 20)]
-    channels = [grpc.aio.insecure_channel(args.target, options) for _ in range(args.channels)]
+    metadata = bearer_metadata(token)
+    options = [("grpc.max_receive_message_length", 64 << 20)]
+    channels = open_aio_channels(args.target, args.channels, options=options)
     result: dict[str, Any] = {
         "target": args.target,
         "model": args.model,

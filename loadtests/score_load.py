@@ -76,6 +76,7 @@ from loadtests.score_load_lib import (
     to_jsonable,
 )
 from riskstream.v1 import scoring_pb2, scoring_pb2_grpc
+from services.scoring.client import bearer_metadata, open_aio_channels
 
 CONNECT_TIMEOUT_S = 5.0
 START_LEAD_S = 0.5  # worker processes connect, then wait for the common start
@@ -109,17 +110,9 @@ class Target:
 
 
 def _open_channels(target: Target) -> list[grpc.aio.Channel]:
-    # A local subchannel pool per channel, so that N channels are N connections.
-    options: list[tuple[str, Any]] = [("grpc.use_local_subchannel_pool", 1)]
-    if target.tls_ca is None:
-        return [grpc.aio.insecure_channel(target.address, options) for _ in range(target.channels)]
-    if target.server_name:
-        options.append(("grpc.ssl_target_name_override", target.server_name))
-    credentials = grpc.ssl_channel_credentials(root_certificates=target.tls_ca)
-    return [
-        grpc.aio.secure_channel(target.address, credentials, options)
-        for _ in range(target.channels)
-    ]
+    return open_aio_channels(
+        target.address, target.channels, tls_ca=target.tls_ca, server_name=target.server_name
+    )
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -201,7 +194,7 @@ async def run_open_loop(
         ready = asyncio.gather(*(c.channel_ready() for c in channels))
         await asyncio.wait_for(ready, CONNECT_TIMEOUT_S)
         scores = [scoring_pb2_grpc.FraudScoringStub(c).Score for c in channels]
-        metadata = (("authorization", f"Bearer {target.token}"),) if target.token else None
+        metadata = bearer_metadata(target.token) if target.token else None
         deadline_s, perf = target.deadline_s, time.perf_counter
         t0 = perf() + (0.0 if start_wall is None else start_wall - time.time())
         give_up_s = plan.span_s + deadline_s + 1.0  # later than this, stop sending
@@ -272,7 +265,7 @@ async def run_open_loop_streaming(
     try:
         ready = asyncio.gather(*(c.channel_ready() for c in channels))
         await asyncio.wait_for(ready, CONNECT_TIMEOUT_S)
-        metadata = (("authorization", f"Bearer {target.token}"),) if target.token else None
+        metadata = bearer_metadata(target.token) if target.token else None
         deadline_s, perf = target.deadline_s, time.perf_counter
         t0 = perf() + (0.0 if start_wall is None else start_wall - time.time())
         give_up_s = plan.span_s + deadline_s + 1.0

@@ -29,6 +29,7 @@ from services.producer.config import SimulatorConfig
 from services.producer.events import LabelledTransaction, SimulatedEvent, merge_labels
 from services.producer.publisher import KafkaEventPublisher
 from services.producer.simulator import TransactionSimulator
+from services.scoring.client import bearer_metadata
 from services.stack.config import StackConfig, local_kafka_settings
 from services.stack.flink import DEFAULT_GROUP_ID as FLINK_GROUP
 from services.stack.groups import consumer_lag
@@ -49,7 +50,7 @@ class GrpcScoreClient:
     def __init__(self, target: str, token: str) -> None:
         self._channel = grpc.insecure_channel(target)
         self._stub = scoring_pb2_grpc.FraudScoringStub(self._channel)
-        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._metadata = bearer_metadata(token)
 
     def score_all(
         self, transactions: list[events_pb2.Transaction], timeout_s: float = 5.0

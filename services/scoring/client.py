@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import grpc
+import grpc.aio
 
 from riskstream.v1 import events_pb2, scoring_pb2, scoring_pb2_grpc
 from services.common.errors import ConfigError
@@ -34,6 +37,52 @@ def read_token(tokens_file: Path, role: str) -> str:
     return token
 
 
+#: gRPC call metadata: ``(("authorization", "Bearer …"),)``.
+Metadata = tuple[tuple[str, str], ...]
+
+
+def bearer_metadata(token: str) -> Metadata:
+    """The call metadata that presents ``token`` to the scorer's auth interceptor.
+
+    Examples:
+        >>> bearer_metadata("t" * 16)
+        (('authorization', 'Bearer tttttttttttttttt'),)
+    """
+    return (("authorization", f"Bearer {token}"),)
+
+
+def open_aio_channels(
+    target: str,
+    count: int,
+    *,
+    tls_ca: bytes | None = None,
+    server_name: str | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+) -> list[grpc.aio.Channel]:
+    """``count`` asyncio channels to ``target``, each its own TCP connection.
+
+    gRPC shares one connection between channels with the same target and options
+    (the global subchannel pool); load generators want N connections, so each
+    channel gets a local pool, and a multi-worker scorer (SO_REUSEPORT) sees them
+    spread over its workers.
+
+    Args:
+        target: ``host:port``.
+        count: channels (connections) to open.
+        tls_ca: CA certificate (PEM) to verify a TLS server; None: plaintext.
+        server_name: the name to check the server's certificate against, when it is
+            not the target's host (a test certificate issued for ``localhost``).
+        options: further channel arguments.
+    """
+    opts: list[tuple[str, Any]] = [("grpc.use_local_subchannel_pool", 1), *options]
+    if tls_ca is None:
+        return [grpc.aio.insecure_channel(target, opts) for _ in range(count)]
+    if server_name:
+        opts.append(("grpc.ssl_target_name_override", server_name))
+    credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca)
+    return [grpc.aio.secure_channel(target, credentials, opts) for _ in range(count)]
+
+
 class ScoringClient:
     """FraudScoring and ModelAdmin stubs on one channel, with the bearer token attached.
 
@@ -49,7 +98,7 @@ class ScoringClient:
             self._channel = grpc.secure_channel(target, credentials)
         else:
             self._channel = grpc.insecure_channel(target)
-        self._metadata = (("authorization", f"Bearer {token}"),)
+        self._metadata = bearer_metadata(token)
         self.scoring = scoring_pb2_grpc.FraudScoringStub(self._channel)
         self.admin = scoring_pb2_grpc.ModelAdminStub(self._channel)
 
