@@ -410,8 +410,12 @@ def test_two_days_replayed_match_the_kernel_on_kafka_and_redis(feature_job, tmp_
     come from several partitions of ``transactions`` (keyed by card): the job applies
     a terminal's events when the watermark passes them. The terminal rows of the
     replay's last seconds wait for the transaction partitions' idleness timeout (the
-    labels, due 7 days later, then carry the watermark past them)."""
-    job = feature_job()
+    labels, due 7 days later, then carry the watermark past them).
+
+    At parallelism 2 (two subtasks of every operator, keys split between them, each
+    subtask's watermark the minimum over its inputs): the kill -9 test below runs the
+    default 1, so both settings are held to the kernel row by row."""
+    job = feature_job(parallelism=2)
     items = _replay(2, tag=job.prefix, card_share=0.25)
     events = _tx_events(items)
     labels = [i.message for i in items if i.kind == "label"]
