@@ -245,11 +245,16 @@ def freshness(
         missing = len(sent) - len(seen)
         lag = job.consumer_lag()
     client.close()
-    q = statistics.quantiles(latencies, n=100)
+    if len(latencies) >= 2:
+        q = statistics.quantiles(latencies, n=100)
+        cells = f"{q[49]:.0f} | {q[94]:.0f} | {q[98]:.0f} | {max(latencies):.0f}"
+    else:
+        # So far behind that (almost) no measured vector reached Redis within 30 s of
+        # the last send: the row says so instead of inventing percentiles.
+        cells = f"behind: {len(latencies)} measured vectors in Redis | - | - | -"
     print(
         f"| {mode} | {entity} | {achieved:,.0f} tx/s | {events:,.0f} events/s | "
-        f"{q[49]:.0f} | {q[94]:.0f} | {q[98]:.0f} | "
-        f"{max(latencies):.0f} | {missing} | {first_output_s:.0f} s | lag {lag.total} |"
+        f"{cells} | {missing} | {first_output_s:.0f} s | lag {lag.total} |"
     )
 
 
