@@ -60,6 +60,10 @@ class FeatureJobConfig:
         jvm_heap_mb: heap cap of the local mini-cluster's JVM.
         metrics_port: Prometheus reporter port; 0 for no reporter. Flink's reporter
             takes no bind address: it listens on every interface.
+        online_repair_window_s: on a restore, the ``features`` rows produced from this
+            many seconds before the restored checkpoint on are written to Redis again
+            before the job starts (newer-wins), so vectors the dead run had not yet
+            flushed are not lost (``flink_jobs/online_repair.py``); 0: no repair.
         parallelism: parallel tasks of every operator; 1 on the local stack (one
             slot per core, docs/SCALING.md). Above the partitions of the input
             topics, the extra source tasks idle.
@@ -91,12 +95,16 @@ class FeatureJobConfig:
     buffer_timeout_ms: int = 10
     jvm_heap_mb: int = 768
     metrics_port: int = 0
+    online_repair_window_s: int = 60
     parallelism: int = 1
     job_name: str = "riskstream-features"
 
     def __post_init__(self) -> None:
         if self.execution_mode not in EXECUTION_MODES:
             raise ValueError(f"execution_mode must be one of {EXECUTION_MODES}")
+        window = self.online_repair_window_s
+        if not isinstance(window, int) or window < 0:
+            raise ValueError(f"online_repair_window_s must be an integer >= 0, got {window!r}")
         if self.parallelism < 1:
             raise ValueError(f"parallelism must be at least 1, got {self.parallelism!r}")
         for f in dataclasses.fields(self):

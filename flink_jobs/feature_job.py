@@ -287,6 +287,28 @@ def build(env: Any, cfg: FeatureJobConfig) -> Any:
     return statements
 
 
+def repair_online_store(cfg: FeatureJobConfig, restored: Path) -> None:
+    """Re-applies the feature log's rows from ``online_repair_window_s`` before the
+    restored checkpoint to Redis (``flink_jobs/online_repair.py`` says why)."""
+    from flink_jobs.online_repair import reapply_feature_log
+
+    completed_ms = int((restored / "_metadata").stat().st_mtime * 1000)
+    report = reapply_feature_log(
+        bootstrap_servers=cfg.bootstrap_servers,
+        topic=cfg.features_topic,
+        since_ms=completed_ms - cfg.online_repair_window_s * 1000,
+        redis_host=cfg.redis_host,
+        redis_port=cfg.redis_port,
+        redis_db=cfg.redis_db,
+    )
+    log.info(
+        "online store repaired from %s: %d rows from %d s before the checkpoint, "
+        "%d vectors written (the rest were not newer), %d skipped, in %.1f s",
+        cfg.features_topic, report.rows, cfg.online_repair_window_s, report.written,
+        report.skipped, report.seconds,
+    )  # fmt: skip
+
+
 class _Stop(Exception):
     """SIGTERM or SIGINT arrived."""
 
@@ -301,6 +323,8 @@ def run(cfg: FeatureJobConfig) -> int:
     cfg.log_dir.mkdir(parents=True, exist_ok=True)
     restore_from = latest_checkpoint(cfg.checkpoint_dir) if cfg.restore else None
     prune_checkpoints(cfg.checkpoint_dir, restore_from)
+    if restore_from is not None and cfg.online_repair_window_s:
+        repair_online_store(cfg, restore_from)
     # The gateway JVM (the mini-cluster) is launched by pyflink from this
     # environment, so heap, logs and the workers' import path are set here, before
     # the first pyflink call; a Flink Configuration cannot reach that JVM's flags.

@@ -26,7 +26,9 @@ Failure policy (one place, :meth:`FeatureFunction.process_element`): a record th
 cannot be parsed, or that is late, is dead-lettered with the reason and counted;
 anything else that fails (Redis down, a kernel error) fails the task, and Flink
 restarts it from the last checkpoint, so no event is skipped and Redis converges by
-replay (its writes keep the vector with the newest event time).
+replay (its writes keep the vector with the newest event time); vectors that were
+still buffered when a checkpoint completed and the process died are written again
+from the ``features`` topic before a restored job starts (``online_repair.py``).
 """
 
 from __future__ import annotations

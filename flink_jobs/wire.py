@@ -213,6 +213,46 @@ def feature_row_json(
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
+#: A ``features`` row as the online-store repair reads it:
+#: (entity_type, entity_id, event_time_ms, values, feature_set_version).
+FeatureRowTuple = tuple[str, str, int, dict[str, float], str]
+
+
+def parse_feature_row(payload: str | bytes) -> FeatureRowTuple:
+    """A ``features`` record (what :func:`feature_row_json` wrote) back as a tuple.
+
+    Raises:
+        WireError: not a JSON object, an id or the version is missing, ``event_time``
+            is not RFC 3339, or a value is not a double of the JSON mapping.
+
+    Examples:
+        >>> row = feature_row_json(entity_type="card", entity_id="c1", transaction_id="t1",
+        ...                        event_time_ms=1522540831120, values={"n": 2.5, "r": math.nan},
+        ...                        feature_set_version="fs-1", computed_at_ms=1522540831500)
+        >>> entity_type, entity_id, at_ms, values, version = parse_feature_row(row)
+        >>> entity_type, entity_id, at_ms, values["n"], math.isnan(values["r"]), version
+        ('card', 'c1', 1522540831120, 2.5, True, 'fs-1')
+    """
+    document = _document(payload.decode() if isinstance(payload, bytes) else payload)
+    raw = document.get("values")
+    if not isinstance(raw, dict):
+        raise WireError(field="values", reason="required (a JSON object)")
+    values = {}
+    for name, value in raw.items():
+        if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
+            value = float(value)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise WireError(field=f"values.{name}", reason=f"not a double: {value!r}")
+        values[name] = float(value)
+    return (
+        _id(document, "entity_type"),
+        _id(document, "entity_id"),
+        parse_rfc3339_ms(document.get("event_time"), "event_time"),
+        values,
+        _id(document, "feature_set_version"),
+    )
+
+
 def dead_letter_headers(
     *,
     source_topic: str,

@@ -320,6 +320,16 @@ def _assert_redis_latest(port: int, latest: Latest) -> None:
     assert not wrong, f"{len(wrong)} of {len(slots)} Redis vectors wrong, e.g. {wrong[:3]}"
 
 
+def _delete_vectors(port: int, latest: Latest) -> None:
+    client = redis.Redis(host="127.0.0.1", port=port)
+    layouts = {e: FeatureViewLayout.for_entity(e) for e in ("card", "terminal")}
+    try:
+        keys = [layouts[entity_type].key(entity_id) for entity_type, entity_id in latest]
+        assert client.delete(*keys) > 0
+    finally:
+        client.close()
+
+
 def _assert_feast_reads_latest(port: int, latest: Latest, tmp: Path, sample: int = 150) -> None:
     """Feast's own ``get_online_features`` returns what the job wrote: the same vectors
     the kernel's last rows hold (a sample of each entity type, in one call each)."""
@@ -518,8 +528,14 @@ def test_kill_9_then_restart_from_checkpoint_ends_in_the_same_state(feature_job)
     from the latest retained checkpoint (kernel state, the terminal records waiting for
     the watermark and their timers), every transaction gets its rows (at least once,
     duplicates equal to an event-ordered run), and Redis ends as a run without failure
-    leaves it."""
-    job = feature_job(checkpoint_interval_ms=1000)
+    leaves it.
+
+    Redis also loses every vector of the test between the kill and the restart (as a
+    dead run's unflushed writes are lost, here all of them): the restart writes the
+    feature log's rows again before the job starts (``online_repair_window_s``, here
+    the whole run), so the vectors of cards and terminals that see no event after the
+    restart come back too."""
+    job = feature_job(checkpoint_interval_ms=1000, online_repair_window_s=3600)
     items = _replay(1, tag=job.prefix, card_share=0.5)
     events = _tx_events(items)
     card_rows, card_latest = _kernel("card", _in_event_order(items, "card"))
@@ -542,9 +558,12 @@ def test_kill_9_then_restart_from_checkpoint_ends_in_the_same_state(feature_job)
     assert job.component.process.kill(), "the job was running"
     producer.join()
     assert not job.component.process.alive()
+    _delete_vectors(job.redis_port, {**card_latest, **terminal_latest})
 
-    job.start()  # restores from the latest retained checkpoint
-    assert "restoring from /" in job.component.process.log_tail(400)
+    job.start()  # repairs Redis, then restores from the latest retained checkpoint
+    log_tail = job.component.process.log_tail(400)
+    assert "restoring from /" in log_tail
+    assert "online store repaired" in log_tail
     _publish(job, items[half:])
     wanted = {("card", t) for t in events} | {("terminal", t) for t in events}
     records = _consume(

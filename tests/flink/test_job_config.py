@@ -1,4 +1,4 @@
-"""The feature job's ``--parallelism``: parsed, checked, and what Flink is told (no JVM)."""
+"""The feature job's flags: parsed, checked, and what Flink is told (no JVM)."""
 
 from __future__ import annotations
 
@@ -46,3 +46,11 @@ def test_a_bad_parallelism_is_a_usage_error_naming_the_flag(
 def test_config_refuses_a_parallelism_below_one() -> None:
     with pytest.raises(ValueError, match="parallelism"):
         FeatureJobConfig("k:1", 6379, Path("/tmp"), (), parallelism=0)
+
+
+def test_online_repair_window_is_a_flag_and_zero_turns_the_repair_off() -> None:
+    assert parse_args(REQUIRED, env={}).online_repair_window_s == 60
+    off = parse_args([*REQUIRED, "--online-repair-window-s", "0"], env={})
+    assert off.online_repair_window_s == 0
+    with pytest.raises(ValueError, match="online_repair_window_s"):
+        FeatureJobConfig("k:1", 6379, Path("/tmp"), (), online_repair_window_s=-1)

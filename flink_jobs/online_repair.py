@@ -1,0 +1,150 @@
+"""Re-apply the feature log's recent rows to Redis before a restored job starts.
+
+Why. The job writes Redis from Python through a buffer (``OnlineStoreBuffer``,
+flushed every ``redis_flush_interval_ms``), and PyFlink gives a Python function no
+hook at a checkpoint barrier. So a vector can be in a completed checkpoint's state
+(its event will not be replayed) and still in the buffer when the process dies: that
+write is lost, and Redis keeps the entity's older vector until its next event. The
+``features`` topic does not lose it: its Kafka sink flushes at every checkpoint (at
+least once). On a restore, :func:`reapply_feature_log` reads the rows the topic got
+from ``window_s`` before the restored checkpoint to its end and writes them again
+with the newer-wins script (``RedisFeatureWriter(skip_older=True)``), so no stored
+vector goes back in time and re-applying is harmless. The same call rebuilds a
+lost or flushed Redis from the feature log, as far back as the topic's retention.
+
+Rows of another feature-set version (written before a definition changed) are
+skipped: their values are not this version's features. Rows are read with the job's
+wire kernel (``flink_jobs/wire.py``): the job's environment cannot load the
+project's generated protobuf code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import redis
+from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
+
+from flink_jobs.wire import WireError, parse_feature_row
+from services.common.errors import InvalidEvent
+from services.common.kafka import KafkaClientSettings
+from services.feature_store.definitions import FEATURE_SET_VERSION
+from services.feature_store.redis_layout import RedisFeatureWriter
+
+log = logging.getLogger("flink_jobs.online_repair")
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    """What a repair read and wrote.
+
+    Attributes:
+        rows: feature rows read from the topic.
+        written: vectors Redis took (not older than what it held).
+        skipped: rows not applied: another feature-set version or an invalid row.
+        seconds: wall time of the repair.
+    """
+
+    rows: int
+    written: int
+    skipped: int
+    seconds: float
+
+
+def reapply_feature_log(
+    *,
+    bootstrap_servers: str,
+    topic: str,
+    since_ms: int,
+    redis_host: str,
+    redis_port: int,
+    redis_db: int = 0,
+    batch_size: int = 1_000,
+    timeout_s: float = 60.0,
+) -> RepairReport:
+    """Write every ``topic`` row produced at or after ``since_ms`` (epoch ms) to Redis.
+
+    Reads each partition from the first record at or after ``since_ms`` to the end
+    it has when the call starts, without a consumer group (nothing is committed).
+
+    Raises:
+        KafkaException: the broker or the topic cannot be reached, or the end was
+            not reached within ``timeout_s``.
+        OnlineStoreError: Redis refused a write.
+    """
+    started = time.monotonic()
+    settings = KafkaClientSettings(bootstrap_servers=bootstrap_servers)
+    consumer = Consumer(
+        {
+            **settings.client_config(),
+            "group.id": "riskstream-online-repair",  # required; never committed
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    client = redis.Redis(host=redis_host, port=redis_port, db=redis_db, socket_timeout=10)
+    writer = RedisFeatureWriter(client, batch_size=batch_size)
+    rows = written = skipped = 0
+    try:
+        ends = _assign_from(consumer, topic, since_ms, timeout_s)
+        while ends:
+            if time.monotonic() - started > timeout_s:
+                raise KafkaException(f"repair: {topic} not read to its end in {timeout_s:.0f} s")
+            for record in consumer.consume(num_messages=1_000, timeout=0.5):
+                if record.error() is not None:
+                    raise KafkaException(record.error())
+                if record.offset() >= ends.get(record.partition(), 0):
+                    continue  # produced after the repair started: the job's own
+                rows += 1
+                applied = _apply(writer, record.value() or b"")
+                if applied is None:
+                    skipped += 1
+                else:
+                    written += applied
+            # Done with a partition once the position passed its end (offsets need
+            # not be contiguous, so the position says it, not the last record seen).
+            for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
+                if tp.offset >= ends[tp.partition]:
+                    del ends[tp.partition]
+        written += writer.flush().written
+    finally:
+        consumer.close()
+        client.close()
+    return RepairReport(rows, written, skipped, time.monotonic() - started)
+
+
+def _apply(writer: RedisFeatureWriter, payload: bytes) -> int | None:
+    """One row into the writer: the vectors written by a flush it caused (0 when
+    buffered), or None for a row not applied (logged)."""
+    try:
+        entity_type, entity_id, event_time_ms, values, version = parse_feature_row(payload)
+        if version != FEATURE_SET_VERSION:
+            return None
+        report = writer.write(entity_type, entity_id, values, event_time_ms)
+    except (WireError, InvalidEvent) as exc:
+        log.warning("repair: skipping a feature row: %s", exc)
+        return None
+    return 0 if report is None else report.written
+
+
+def _assign_from(consumer: Consumer, topic: str, since_ms: int, timeout_s: float) -> dict[int, int]:
+    """Assigns every partition from its first offset at or after ``since_ms``; returns
+    the end offset of each partition that has rows to read."""
+    described = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+    if described.error is not None:
+        raise KafkaException(described.error)
+    wanted = [TopicPartition(topic, p, since_ms) for p in sorted(described.partitions)]
+    found = consumer.offsets_for_times(wanted, timeout=timeout_s)
+    ends: dict[int, int] = {}
+    start = []
+    for tp in found:
+        _, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
+        if tp.offset >= 0 and tp.offset < high:
+            ends[tp.partition] = high
+            start.append(tp)
+        else:  # nothing at or after the time
+            start.append(TopicPartition(topic, tp.partition, OFFSET_END))
+    consumer.assign(start)
+    return ends
