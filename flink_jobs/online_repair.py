@@ -70,8 +70,9 @@ def reapply_feature_log(
     it has when the call starts, without a consumer group (nothing is committed).
 
     Raises:
-        KafkaException: the broker or the topic cannot be reached, or the end was
-            not reached within ``timeout_s``.
+        KafkaException: the broker or the topic cannot be reached, or no record
+            came for ``timeout_s`` before the end was reached (a rebuild from days
+            of rows may take minutes: only a stall fails it).
         OnlineStoreError: Redis refused a write.
     """
     started = time.monotonic()
@@ -89,10 +90,14 @@ def reapply_feature_log(
     rows = written = skipped = 0
     try:
         ends = _assign_from(consumer, topic, since_ms, timeout_s)
+        progress_at = time.monotonic()
         while ends:
-            if time.monotonic() - started > timeout_s:
-                raise KafkaException(f"repair: {topic} not read to its end in {timeout_s:.0f} s")
-            for record in consumer.consume(num_messages=1_000, timeout=0.5):
+            if time.monotonic() - progress_at > timeout_s:
+                raise KafkaException(f"repair: no record from {topic} for {timeout_s:.0f} s")
+            records = consumer.consume(num_messages=1_000, timeout=0.5)
+            if records:
+                progress_at = time.monotonic()
+            for record in records:
                 if record.error() is not None:
                     raise KafkaException(record.error())
                 if record.offset() >= ends.get(record.partition(), 0):
