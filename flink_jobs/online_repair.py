@@ -25,11 +25,11 @@ import time
 from dataclasses import dataclass
 
 import redis
-from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException, TopicPartition
 
 from flink_jobs.wire import WireError, parse_feature_row
 from services.common.errors import InvalidEvent
-from services.common.kafka import KafkaClientSettings
+from services.common.kafka import KafkaClientSettings, assign_from, whole_log_consumer
 from services.feature_store.definitions import FEATURE_SET_VERSION
 from services.feature_store.redis_layout import RedisFeatureWriter
 
@@ -76,20 +76,14 @@ def reapply_feature_log(
         OnlineStoreError: Redis refused a write.
     """
     started = time.monotonic()
-    settings = KafkaClientSettings(bootstrap_servers=bootstrap_servers)
-    consumer = Consumer(
-        {
-            **settings.client_config(),
-            "group.id": "riskstream-online-repair",  # required; never committed
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
+    consumer = whole_log_consumer(
+        KafkaClientSettings(bootstrap_servers=bootstrap_servers), "online-repair"
     )
     client = redis.Redis(host=redis_host, port=redis_port, db=redis_db, socket_timeout=10)
     writer = RedisFeatureWriter(client, batch_size=batch_size)
     rows = written = skipped = 0
     try:
-        ends = _assign_from(consumer, topic, since_ms, timeout_s)
+        ends = assign_from(consumer, topic, at_ms=since_ms, timeout_s=timeout_s)
         progress_at = time.monotonic()
         while ends:
             if time.monotonic() - progress_at > timeout_s:
@@ -122,7 +116,8 @@ def reapply_feature_log(
 
 def _apply(writer: RedisFeatureWriter, payload: bytes) -> int | None:
     """One row into the writer: the vectors written by a flush it caused (0 when
-    buffered), or None for a row not applied (logged)."""
+    buffered), or None for a row not applied (another feature-set version, or a
+    broken row, which is logged)."""
     try:
         entity_type, entity_id, event_time_ms, values, version = parse_feature_row(payload)
         if version != FEATURE_SET_VERSION:
@@ -132,24 +127,3 @@ def _apply(writer: RedisFeatureWriter, payload: bytes) -> int | None:
         log.warning("repair: skipping a feature row: %s", exc)
         return None
     return 0 if report is None else report.written
-
-
-def _assign_from(consumer: Consumer, topic: str, since_ms: int, timeout_s: float) -> dict[int, int]:
-    """Assigns every partition from its first offset at or after ``since_ms``; returns
-    the end offset of each partition that has rows to read."""
-    described = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
-    if described.error is not None:
-        raise KafkaException(described.error)
-    wanted = [TopicPartition(topic, p, since_ms) for p in sorted(described.partitions)]
-    found = consumer.offsets_for_times(wanted, timeout=timeout_s)
-    ends: dict[int, int] = {}
-    start = []
-    for tp in found:
-        _, high = consumer.get_watermark_offsets(tp, timeout=timeout_s)
-        if tp.offset >= 0 and tp.offset < high:
-            ends[tp.partition] = high
-            start.append(tp)
-        else:  # nothing at or after the time
-            start.append(TopicPartition(topic, tp.partition, OFFSET_END))
-    consumer.assign(start)
-    return ends

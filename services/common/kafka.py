@@ -9,6 +9,9 @@
 - :class:`BatchConsumer` — polls a batch, hands each record to a handler, sends the
   records the failure policy rejects to the DLQ, and commits offsets only after the
   batch is processed and its dead letters are acknowledged.
+- :func:`whole_log_consumer` and :func:`assign_from` — reading a topic by assignment
+  (no consumer group) from its beginning or from a point in time, to the end offsets
+  it had when reading began.
 """
 
 from __future__ import annotations
@@ -20,7 +23,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from services.common.errors import ConfigError, InvalidEvent, KafkaDeliveryError, RiskstreamError
 from services.common.pii import redact_pans
@@ -424,3 +436,60 @@ class BatchConsumer:
     def close(self) -> None:
         """Leave the group cleanly (triggers a rebalance at once, not after a timeout)."""
         self._consumer.close()
+
+
+def whole_log_consumer(settings: KafkaClientSettings, purpose: str) -> Consumer:
+    """A consumer for reading a log by assignment (no group offsets, ever).
+
+    Args:
+        settings: Kafka connection.
+        purpose: suffix of the (required but never used) group id, e.g.
+            ``"model-updates"``.
+    """
+    return Consumer(
+        {
+            **settings.client_config(),
+            "group.id": f"{settings.client_id}-{purpose}",  # required, never committed
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "log_level": 3,
+        }
+    )
+
+
+def assign_from(
+    consumer: Consumer, topic: str, *, at_ms: int | None = None, timeout_s: float = 10.0
+) -> dict[int, int]:
+    """Assign every partition of ``topic`` from its beginning, or from its first
+    record at or after ``at_ms`` (epoch ms; a partition with none starts at its end).
+
+    Returns:
+        partition → end offset (the next offset to be written) for each partition
+        that holds records to read from there now; a reader has caught up once its
+        position has passed all of them.
+
+    Raises:
+        KafkaException: the broker or the topic cannot be reached.
+    """
+    described = consumer.list_topics(topic, timeout=timeout_s).topics[topic]
+    if described.error is not None:
+        raise KafkaException(described.error)
+    starts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(described.partitions)]
+    if at_ms is not None:
+        found = consumer.offsets_for_times(
+            [TopicPartition(topic, tp.partition, at_ms) for tp in starts], timeout=timeout_s
+        )
+        starts = [
+            TopicPartition(topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_END)
+            for tp in found
+        ]
+    consumer.assign(starts)
+    ends: dict[int, int] = {}
+    for tp in starts:
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, tp.partition), timeout=timeout_s
+        )
+        first = {OFFSET_BEGINNING: low, OFFSET_END: high}.get(tp.offset, tp.offset)
+        if first < high:
+            ends[tp.partition] = high
+    return ends

@@ -26,10 +26,9 @@ from confluent_kafka import OFFSET_END, KafkaException, TopicPartition
 from riskstream.v1 import events_pb2
 from services.common.errors import InvalidEvent
 from services.common.events import decode_label, decode_score_event
-from services.common.kafka import KafkaClientSettings
+from services.common.kafka import KafkaClientSettings, whole_log_consumer
 from services.controller.comparison import Scored
 from services.controller.precision import Labelled
-from services.registry.log import whole_log_consumer
 from services.scoring.routing import bucket_of
 
 log = logging.getLogger(__name__)

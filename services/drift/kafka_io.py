@@ -17,9 +17,13 @@ from confluent_kafka import KafkaException
 from riskstream.v1 import events_pb2
 from services.common.errors import InvalidEvent
 from services.common.events import decode_retrain_request, encode
-from services.common.kafka import EventProducer, KafkaClientSettings
+from services.common.kafka import (
+    EventProducer,
+    KafkaClientSettings,
+    assign_from,
+    whole_log_consumer,
+)
 from services.drift.policy import RetrainDecision
-from services.registry.log import assign_from_beginning, whole_log_consumer
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +105,7 @@ def last_request_ms(
     consumer = whole_log_consumer(settings, "drift-last-request")
     latest: int | None = None
     try:
-        ends = assign_from_beginning(consumer, topic, timeout_s=timeout_s)
+        ends = assign_from(consumer, topic, timeout_s=timeout_s)
         deadline = time.monotonic() + timeout_s
         while ends and time.monotonic() < deadline:
             for message in consumer.consume(500, timeout=0.25):

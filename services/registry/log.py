@@ -6,8 +6,8 @@ all of it, so each assigns every partition from offset 0 and reads to the end
 offsets it saw when it started. The scorer's follower
 (:class:`services.scoring.model_updates.KafkaModelUpdates`) and the registry's
 one-shot :func:`read_model_updates` and :func:`read_catalog` (``riskstream models``,
-``approve``, retention) share :func:`whole_log_consumer` and
-:func:`assign_from_beginning`.
+``approve``, retention) share ``services.common.kafka``'s :func:`whole_log_consumer`
+and :func:`assign_from`.
 
 The topic has one partition (``infra/local/stack.toml``), so "log order" is total;
 with more partitions, records of one version still keep their order (one key, one
@@ -20,62 +20,17 @@ import logging
 import time
 from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 
 from riskstream.v1 import events_pb2
 from services.common.errors import InvalidEvent
 from services.common.events import decode_model_version
-from services.common.kafka import KafkaClientSettings
+from services.common.kafka import KafkaClientSettings, assign_from, whole_log_consumer
 from services.registry.catalog import Catalog
 from services.registry.errors import RegistryUnavailable
 from services.registry.publish import MODEL_UPDATES_TOPIC
 
 log = logging.getLogger(__name__)
-
-
-def whole_log_consumer(settings: KafkaClientSettings, purpose: str) -> Consumer:
-    """A consumer for reading a whole log by assignment (no group offsets, ever).
-
-    Args:
-        settings: Kafka connection.
-        purpose: suffix of the (required but never used) group id, e.g.
-            ``"model-updates"``.
-    """
-    return Consumer(
-        {
-            **settings.client_config(),
-            "group.id": f"{settings.client_id}-{purpose}",  # required, never committed
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "log_level": 3,
-        }
-    )
-
-
-def assign_from_beginning(
-    consumer: Consumer, topic: str, *, timeout_s: float = 10.0
-) -> dict[int, int]:
-    """Assign every partition of ``topic`` from its beginning.
-
-    Returns:
-        partition → end offset (the next offset to be written) for each partition
-        that holds records now; a reader has caught up once it has read past all.
-
-    Raises:
-        KafkaException: the broker or the topic cannot be reached.
-    """
-    metadata = consumer.list_topics(topic, timeout=timeout_s)
-    described = metadata.topics[topic]
-    if described.error is not None:
-        raise KafkaException(described.error)
-    partitions = sorted(described.partitions)
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-    ends: dict[int, int] = {}
-    for p in partitions:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-        if high > low:
-            ends[p] = high
-    return ends
 
 
 def read_model_updates(
@@ -96,7 +51,7 @@ def read_model_updates(
     consumer = whole_log_consumer(settings, "registry")
     try:
         try:
-            ends = assign_from_beginning(consumer, topic, timeout_s=min(timeout_s, 10.0))
+            ends = assign_from(consumer, topic, timeout_s=min(timeout_s, 10.0))
         except KafkaException as exc:
             raise RegistryUnavailable(topic=topic, detail=str(exc)) from exc
         events: list[events_pb2.ModelVersion] = []
@@ -180,7 +135,7 @@ class KafkaRegistryLog:
         """The records that arrived, in log order (none while the broker is unreachable)."""
         if self._ends is None:
             try:
-                self._ends = assign_from_beginning(self._consumer, self._topic)
+                self._ends = assign_from(self._consumer, self._topic)
             except KafkaException as exc:
                 self._failures += 1
                 if self._failures == 1 or self._failures % 30 == 0:

@@ -19,8 +19,7 @@ from confluent_kafka import KafkaException
 
 from services.common.errors import InvalidEvent
 from services.common.events import decode_model_version
-from services.common.kafka import KafkaClientSettings
-from services.registry.log import assign_from_beginning, whole_log_consumer
+from services.common.kafka import KafkaClientSettings, assign_from, whole_log_consumer
 from services.registry.rollout import VersionRecord
 from services.scoring.pool import ModelPool
 
@@ -67,7 +66,7 @@ class KafkaModelUpdates:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                ends = assign_from_beginning(self._consumer, self._topic)
+                ends = assign_from(self._consumer, self._topic)
                 break
             except KafkaException as exc:
                 log.warning("model-updates unavailable (%s); serving what is loaded", exc)
